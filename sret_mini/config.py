@@ -1,0 +1,187 @@
+"""The one configuration object of an SReT network.
+
+Every released variant is an `SReTConfig`; the named models in `sret_mini.registry` are thin
+factories over it. The config is checked when it is made, so a wrong combination fails with a
+`ValueError` that says what to change instead of failing later inside a reshape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+SHUFFLE_POLICIES = ("train", "random", "none")
+STAGE_FIELDS = ("dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive")
+
+
+def _conv_out(size: int, stride: int = 2) -> int:
+    """Output length of a 3x3 convolution with padding 1 and the given stride."""
+    return (size - 1) // stride + 1
+
+
+def stage_grids(img_size: tuple[int, int], stem_stride: int, num_stages: int) -> list[tuple[int, int]]:
+    """Token grid (height, width) of every stage for an input of `img_size` pixels.
+
+    The stem has three 3x3 convolutions of which the first log2(stem_stride) have stride 2; each
+    later stage halves the grid with a stride-2 depthwise convolution (padding 1).
+    """
+    h, w = img_size
+    for _ in range(stem_stride.bit_length() - 1):
+        h, w = _conv_out(h), _conv_out(w)
+    grids = [(h, w)]
+    for _ in range(num_stages - 1):
+        h, w = _conv_out(h), _conv_out(w)
+        grids.append((h, w))
+    return grids
+
+
+def to_2tuple(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) != 2:
+        raise ValueError(f"img_size must be an int or (height, width), got {size!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class SReTConfig:
+    """Architecture and regularisation of an SReT network (defaults: SReT-T at 224 px).
+
+    Per-stage tuples (one entry per stage):
+        dims: token width C of the stage (official: base_dims * heads).
+        heads: attention heads; dims must divide by heads.
+        depth: block applications in the stage.
+        unique_blocks: shared transformer blocks; each is applied depth / unique_blocks times in a
+            row ("loops"), every application followed by its own non-shared NLL.
+        groups_first: groups G1 of the first application of each shared block (contiguous slices
+            of the raster-ordered tokens).
+        groups_recursive: groups G2 of the later applications (after a token permutation, see
+            `shuffle`); 1 means global attention.
+
+    Other fields:
+        mlp_ratio / nll_mlp_ratio: hidden width of the block MLP / NLL MLP, as a multiple of C.
+        img_size: input size the position embedding is made for (other sizes are resized to).
+        stem_stride: 8 for the released models (224 px -> 28x28 tokens); 2 or 4 for small images.
+        shuffle: token permutation of the recursive applications:
+            "train" (default): a fresh random permutation in training, one fixed seeded
+                permutation per application in eval, so predictions are deterministic;
+            "random": a fresh permutation on every call, in eval too (the official behaviour,
+                which makes two predictions of the same image differ);
+            "none": no permutation (recursive groups are contiguous slices too).
+        shuffle_seed: seed of the fixed evaluation permutations of the "train" policy.
+    """
+
+    dims: tuple[int, ...] = (64, 128, 256)
+    heads: tuple[int, ...] = (2, 4, 8)
+    depth: tuple[int, ...] = (4, 10, 6)
+    unique_blocks: tuple[int, ...] = (2, 5, 3)
+    groups_first: tuple[int, ...] = (8, 4, 1)
+    groups_recursive: tuple[int, ...] = (2, 1, 1)
+    mlp_ratio: float = 3.6
+    nll_mlp_ratio: float = 1.0
+    img_size: tuple[int, int] = (224, 224)
+    in_chans: int = 3
+    num_classes: int = 1000
+    stem_stride: int = 8
+    global_pool: str = "avg"
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    shuffle: str = "train"
+    shuffle_seed: int = 0
+
+    def __post_init__(self):
+        # accept lists (from JSON or a CSV) and ints, store tuples so the config stays hashable
+        for name in STAGE_FIELDS:
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        object.__setattr__(self, "img_size", to_2tuple(self.img_size))
+        self._validate()
+
+    # derived quantities ---------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return len(self.dims)
+
+    @property
+    def loops(self) -> tuple[int, ...]:
+        """How many times each shared block is applied in a row, per stage."""
+        return tuple(d // u for d, u in zip(self.depth, self.unique_blocks))
+
+    def grids(self, img_size: int | tuple[int, int] | None = None) -> list[tuple[int, int]]:
+        """Token grid of every stage for an input of `img_size` (default: the config's)."""
+        size = self.img_size if img_size is None else to_2tuple(img_size)
+        return stage_grids(size, self.stem_stride, self.num_stages)
+
+    def updated(self, **changes) -> SReTConfig:
+        """A copy with some fields changed. `loops=n` sets depth = unique_blocks * n in every stage."""
+        loops = changes.pop("loops", None)
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown SReT option(s) {unknown}; valid options are {sorted(known | {'loops'})}")
+        if loops is not None:
+            if isinstance(loops, int):
+                loops = (loops,) * len(changes.get("unique_blocks", self.unique_blocks))
+            unique = changes.get("unique_blocks", self.unique_blocks)
+            changes["depth"] = tuple(u * n for u, n in zip(unique, loops, strict=True))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    # checks ---------------------------------------------------------------------------------
+    def check_input_size(self, img_size: tuple[int, int]) -> None:
+        """Raise ValueError unless every stage's token count divides by its group counts."""
+        for s, (h, w) in enumerate(self.grids(img_size)):
+            n = h * w
+            for kind, g in (("groups_first", self.groups_first[s]), ("groups_recursive", self.groups_recursive[s])):
+                if n % g:
+                    raise ValueError(
+                        f"input size {img_size[0]}x{img_size[1]} gives stage {s + 1} a {h}x{w} grid of {n} "
+                        f"tokens, which cannot be cut into {kind}={g} equal groups. Use an input size "
+                        f"whose stage grids divide by the groups (e.g. {self.img_size[0]}x{self.img_size[1]}), "
+                        f"or change {kind} for stage {s + 1}."
+                    )
+
+    def _validate(self) -> None:
+        n = len(self.dims)
+        for name in STAGE_FIELDS:
+            values = getattr(self, name)
+            if len(values) != n:
+                raise ValueError(f"{name} has {len(values)} entries but dims has {n}: give one entry per stage")
+            if any(v < 1 for v in values):
+                raise ValueError(f"{name}={values}: every entry must be a positive integer")
+        for s in range(n):
+            d, u, c, h = self.depth[s], self.unique_blocks[s], self.dims[s], self.heads[s]
+            if d % u:
+                lo, hi = (d // u) * u, (d // u + 1) * u
+                raise ValueError(
+                    f"stage {s + 1}: depth {d} is not a multiple of unique_blocks {u} (each shared block is "
+                    f"applied depth / unique_blocks times); use depth {lo or u} or {hi}, or another unique_blocks"
+                )
+            if c % h:
+                raise ValueError(
+                    f"stage {s + 1}: width {c} is not divisible by {h} heads; choose a width that is a "
+                    f"multiple of the head count (e.g. {h * max(1, round(c / h))})"
+                )
+            if s > 0 and c % self.dims[s - 1]:
+                raise ValueError(
+                    f"stage {s + 1}: width {c} must be a multiple of the previous stage's width "
+                    f"{self.dims[s - 1]} (the pooling between stages is a depthwise convolution)"
+                )
+        if self.dims[0] % 2:
+            raise ValueError(
+                f"dims[0]={self.dims[0]} must be even: the stem's first convolution has dims[0] / 2 channels"
+            )
+        if self.stem_stride not in (1, 2, 4, 8):
+            raise ValueError(f"stem_stride={self.stem_stride}: the three-convolution stem supports 1, 2, 4 or 8")
+        if self.shuffle not in SHUFFLE_POLICIES:
+            raise ValueError(f"shuffle={self.shuffle!r}: choose one of {SHUFFLE_POLICIES}")
+        if self.global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool={self.global_pool!r}: SReT supports 'avg' or '' (no pooling)")
+        if self.in_chans < 1 or self.num_classes < 0:
+            raise ValueError(f"in_chans must be >= 1 and num_classes >= 0, got {self.in_chans} and {self.num_classes}")
+        if min(self.img_size) < 1:
+            raise ValueError(f"img_size={self.img_size} must be positive")
+        self.check_input_size(self.img_size)

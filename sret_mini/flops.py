@@ -1,0 +1,68 @@
+"""Counting parameters and multiply-accumulates (MACs) the way the authors' table counts them.
+
+MACs are `torch.utils.flop_counter.FlopCounterMode` FLOPs / 2 for one image: convolutions, matrix
+products and attention are counted; element-wise work (LayerNorm, GELU, additions) is not. The
+forward pass runs on PyTorch's "meta" device, which computes shapes only, so counting even the
+512 px SReT-S (43 GMACs) takes a fraction of a second and no memory.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import to_2tuple
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters; a shared block counts once however often it is applied."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _input_size(model: nn.Module, img_size) -> tuple[int, int, int]:
+    in_chans = getattr(model, "in_chans", 3)
+    if img_size is None:
+        if hasattr(model, "cfg"):
+            return (in_chans, *model.cfg.img_size)
+        pretrained = getattr(model, "pretrained_cfg", None) or {}
+        if "input_size" not in pretrained:
+            raise ValueError("give img_size: this model does not record its input size")
+        return tuple(pretrained["input_size"])
+    return (in_chans, *to_2tuple(img_size))
+
+
+def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
+    """Multiply-accumulates of one forward pass of one image (default: the model's own input size)."""
+    shape = _input_size(model, img_size)
+    twin = copy.deepcopy(model).to("meta").eval()
+    x = torch.empty(1, *shape, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        twin(x)
+    return counter.get_total_flops() // 2
+
+
+def official_comparison() -> list[dict]:
+    """Our parameter and MAC counts beside the authors' table, one row per released variant."""
+    from .registry import create_model, official_table
+
+    rows = []
+    for ref in official_table():
+        model = create_model(ref["sret_mini_name"])
+        params, macs = count_params(model), count_macs(model, ref["input_size"])
+        rows.append(
+            dict(
+                official_name=ref["official_name"],
+                name=ref["sret_mini_name"],
+                input_size=ref["input_size"],
+                params=params,
+                official_params=ref["params"],
+                macs=macs,
+                official_macs=ref["macs"],
+                macs_rel_diff=macs / ref["macs"] - 1,
+                top1=ref["readme_top1"],
+            )
+        )
+    return rows

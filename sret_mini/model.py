@@ -1,0 +1,222 @@
+"""The SReT network: conv stem -> position embedding -> three recursive stages -> pooled head.
+
+    image (B, 3, 224, 224)
+      -> ConvStem, stride 8                 (B, 64, 28, 28)  + learnable 2-D position embedding
+      -> stage 1: 2 shared blocks x 2 loops (B, 64, 28, 28)
+      -> pool + stage 2: 5 blocks x 2 loops (B, 128, 14, 14)
+      -> pool + stage 3: 3 blocks x 2 loops (B, 256, 7, 7)
+      -> global average pool -> LayerNorm -> Linear
+
+There is no class token. The class implements timm's model contract (forward_features /
+forward_head, reset_classifier, group_matcher, set_grad_checkpointing, forward_intermediates,
+feature_info), so timm's training, feature-extraction and fine-tuning tools work on it.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from timm.layers import trunc_normal_
+from timm.models._features import feature_take_indices
+from torch import nn
+
+from .blocks import LN_EPS, RecursiveStage
+from .config import SHUFFLE_POLICIES, SReTConfig
+from .layers import ConvStem, resize_pos_embed
+
+
+class SReT(nn.Module):
+    """Sliced Recursive Transformer.
+
+    Args:
+        cfg: the architecture (default: SReT-T); see `SReTConfig`.
+        **overrides: fields of the config to change, e.g. ``num_classes=10, img_size=64,
+            shuffle="none"``; ``loops=n`` applies every shared block n times.
+
+    Example:
+        >>> model = SReT(num_classes=10, img_size=64)
+        >>> model(torch.randn(2, 3, 64, 64)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, cfg: SReTConfig | None = None, **overrides):
+        super().__init__()
+        cfg = (cfg or SReTConfig()).updated(**overrides)
+        self.cfg = cfg
+        self.num_classes = cfg.num_classes
+        self.in_chans = cfg.in_chans
+        self.global_pool = cfg.global_pool
+        self.num_features = self.head_hidden_size = cfg.dims[-1]
+
+        self.patch_embed = ConvStem(cfg.in_chans, cfg.dims[0], cfg.stem_stride)
+        grid = cfg.grids()[0]
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.dims[0], *grid))
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+
+        # stochastic depth grows linearly with the position of the application in the network
+        # (the official code indexes it by shared block instead, see sret_facts.md, quirk 7)
+        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depth)).split(list(cfg.depth))
+        self.stages = nn.Sequential(
+            *(
+                RecursiveStage(
+                    dim=cfg.dims[s],
+                    heads=cfg.heads[s],
+                    unique_blocks=cfg.unique_blocks[s],
+                    loops=cfg.loops[s],
+                    groups_first=cfg.groups_first[s],
+                    groups_recursive=cfg.groups_recursive[s],
+                    mlp_ratio=cfg.mlp_ratio,
+                    nll_mlp_ratio=cfg.nll_mlp_ratio,
+                    drop_path_rates=rates[s].tolist(),
+                    in_dim=cfg.dims[s - 1] if s > 0 else None,
+                    drop=cfg.drop_rate,
+                    attn_drop=cfg.attn_drop_rate,
+                    shuffle=cfg.shuffle,
+                    seed=cfg.shuffle_seed * 1_000_003 + 1000 * s,
+                )
+                for s in range(cfg.num_stages)
+            )
+        )
+        self.feature_info = [
+            dict(num_chs=cfg.dims[s], reduction=cfg.stem_stride * 2**s, module=f"stages.{s}")
+            for s in range(cfg.num_stages)
+        ]
+        self.norm = nn.LayerNorm(self.num_features, eps=LN_EPS)
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+
+        # as the official code: truncated-normal position embedding, PyTorch's default elsewhere
+        trunc_normal_(self.pos_embed, std=0.02)
+        self.register_load_state_dict_pre_hook(_adapt_state_dict_hook)
+
+    # ---------------------------------------------------------------------------------------
+    # forward
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4:
+            raise ValueError(f"expected a batch of images of shape (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}). "
+                f"Convert the images (e.g. grayscale to RGB with x.expand(-1, 3, -1, -1)) or create the "
+                f"model with in_chans={x.shape[1]}."
+            )
+        self.cfg.check_input_size(tuple(x.shape[-2:]))
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        x = self.patch_embed(x)  # (B, C, H/8, W/8)
+        return self.pos_drop(x + resize_pos_embed(self.pos_embed, x.shape[-2:]))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) images -> (B, C, H/32, W/32) feature map of the last stage."""
+        return self.stages(self._embed(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Feature map -> logits (B, num_classes), or the normalised pooled features if pre_logits."""
+        if self.global_pool == "avg":
+            x = x.mean(dim=(2, 3))  # (B, C)
+        else:
+            x = rearrange(x, "b c h w -> b (h w) c")  # no pooling: one prediction per token
+        x = self.head_drop(self.norm(x))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ):
+        """Feature maps after the selected stages (timm's feature-extraction interface).
+
+        `indices`: last n stages if an int, these stages if a list, all if None. `norm` is accepted
+        for timm compatibility; the final LayerNorm acts on pooled features only, so it is not applied.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt={output_fmt!r}: SReT feature maps are 'NCHW'")
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        stages = self.stages[: max_index + 1] if stop_early else self.stages
+        intermediates = []
+        x = self._embed(x)
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ):
+        """Drop the stages after the last selected one (and the head), for feature extraction."""
+        take, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[: max_index + 1]
+        if max_index < self.cfg.num_stages - 1:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+            prune_norm = prune_head = True
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
+    # ---------------------------------------------------------------------------------------
+    # timm model contract
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter groups for layer-wise learning-rate decay: stem, then each stage, then the head."""
+        return dict(stem=r"^pos_embed|^patch_embed", blocks=[(r"^stages\.(\d+)", None), (r"^norm", (99999,))])
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block application in the backward pass instead of storing its activations."""
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"global_pool={global_pool!r}: SReT supports 'avg' or '' (no pooling)")
+            self.global_pool = global_pool
+        self.num_classes = num_classes
+        ref = self.norm.weight if isinstance(self.norm, nn.LayerNorm) else self.pos_embed
+        self.head = (
+            nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
+            if num_classes > 0
+            else nn.Identity()
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # SReT-specific
+    def set_shuffle(self, policy: str) -> None:
+        """Change the token-permutation policy of the recursive applications ("train", "random", "none")."""
+        if policy not in SHUFFLE_POLICIES:
+            raise ValueError(f"shuffle={policy!r}: choose one of {SHUFFLE_POLICIES}")
+        for stage in self.stages:
+            stage.shuffle = policy
+
+    def block_applications(self):
+        """Yield (stage, application, shared block index, groups) for every block application."""
+        for s, stage in enumerate(self.stages):
+            for i in range(len(stage.nlls)):
+                recursive = i % stage.loops > 0
+                yield s, i, i // stage.loops, stage.groups_recursive if recursive else stage.groups_first
+
+
+def _adapt_state_dict_hook(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+    """Let `load_state_dict` take the authors' layout and position embeddings of another size."""
+    from .convert import adapt_state_dict  # convert imports model; import here to avoid a cycle
+
+    adapt_state_dict(state_dict, module, prefix=prefix, strict=strict)

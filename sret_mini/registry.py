@@ -1,0 +1,215 @@
+"""Named SReT variants, registered with timm on `import sret_mini`.
+
+Each released model is an `SReTConfig` in `VARIANTS`; the `@register_model` functions below are
+the timm entry points, so `timm.create_model("sret_t", num_classes=10)` works once `sret_mini` is
+imported. Pretrained tags name the authors' releases (`sret_t.in1k`, `sret_t.dist_in1k`, ...). The
+files are on Google Drive (links in each config's `notes`) and cannot be fetched automatically:
+download one and pass it with `checkpoint_path=` (or timm's `pretrained_cfg_overlay=dict(file=...)`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from importlib import resources
+
+import timm
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+
+from .config import SReTConfig
+from .model import SReT
+
+_T = SReTConfig(
+    dims=(64, 128, 256), heads=(2, 4, 8), depth=(4, 10, 6), unique_blocks=(2, 5, 3),
+    groups_first=(8, 4, 1), groups_recursive=(2, 1, 1), mlp_ratio=3.6, nll_mlp_ratio=1.0, drop_path_rate=0.1,
+)  # fmt: skip
+_S = _T.updated(dims=(126, 252, 504), heads=(3, 6, 12), mlp_ratio=3.0, nll_mlp_ratio=2.0, drop_path_rate=0.2)
+_NO_SLICE = dict(groups_first=(1, 1, 1), groups_recursive=(1, 1, 1))
+
+# The official drop-path defaults: 0.1 (T, LT) and 0.2 (S) in the sliced file, 0.0 for T/LT without slices.
+VARIANTS: dict[str, SReTConfig] = {
+    "sret_t": _T,
+    "sret_lt": _T.updated(mlp_ratio=4.0),
+    "sret_lt_g16": _T.updated(mlp_ratio=4.0, groups_first=(16, 14, 1), groups_recursive=(1, 1, 1)),
+    "sret_s": _S,
+    "sret_t_noslice": _T.updated(**_NO_SLICE, drop_path_rate=0.0),
+    "sret_lt_noslice": _T.updated(**_NO_SLICE, mlp_ratio=4.0, drop_path_rate=0.0),
+    "sret_s_noslice": _S.updated(**_NO_SLICE),
+    "sret_t_noslice_384": _T.updated(**_NO_SLICE, drop_path_rate=0.0, img_size=384),
+    "sret_s_noslice_384": _S.updated(**_NO_SLICE, img_size=384),
+    "sret_s_noslice_512": _S.updated(**_NO_SLICE, img_size=512),
+}
+
+_DRIVE = "https://drive.google.com/file/d/{}/view"
+
+
+def _cfg(file_id: str | None, official_name: str, top1: float, size: int = 224, **kwargs) -> dict:
+    where = _DRIVE.format(file_id) if file_id else "not released (no link in the authors' README)"
+    return dict(
+        url="",
+        num_classes=1000,
+        input_size=(3, size, size),
+        pool_size=(size // 32, size // 32),
+        crop_pct=0.875 if size == 224 else 1.0,
+        interpolation="bicubic",
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        first_conv="patch_embed.conv1",
+        classifier="head",
+        license="mit",
+        origin_url="https://github.com/szq0214/SReT",
+        paper_ids="arXiv:2111.05297",
+        paper_name="Sliced Recursive Transformer",
+        notes=(f"official file {official_name}.pth: {where}", f"reported ImageNet-1k top-1 {top1}"),
+        **kwargs,
+    )
+
+
+default_cfgs = generate_default_cfgs({
+    "sret_t.in1k": _cfg("1FDTpva6y-I_bKmyVmLFDn_3BlDq3dwni", "SReT_T", 76.0),
+    "sret_t.dist_in1k": _cfg("1xzG4VQyQyxWJfQTcGCE-fuMuK3BwPCjK", "SReT_T_distill", 77.6),
+    "sret_lt.in1k": _cfg(None, "SReT_LT", 76.7),
+    "sret_lt.dist_in1k": _cfg("1l6u0q4kwli5czEyo4TeJANtqsulh-J5G", "SReT_LT_distill", 77.7),
+    "sret_lt_g16.in1k": _cfg("1sKW9KJ5PLkDVXcW6m7dp8ieLwyCJNRqV", "SReT_LT_16-14-1_1-1-1", 76.6),
+    "sret_s.in1k": _cfg("1y6F_bCgS1sagm7pxjAtuSPUB5HoNb8Ed", "SReT_S", 81.9),
+    "sret_t_noslice.in1k": _cfg("1wHM7NRSkz-WykCSES17xFV56h_m5RMXj", "SReT_T_wo_slice", 76.1),
+    "sret_t_noslice.dist_in1k": _cfg("1P1qK-j1Cac5le8-DNUFBbjmIpRThuiVp", "SReT_T_wo_slice_distill", 77.7),
+    "sret_lt_noslice.in1k": _cfg(None, "SReT_LT_wo_slice", 76.8),
+    "sret_lt_noslice.dist_in1k": _cfg("1FDqkfkw5nZEuTcBmiBKg3lvPJOPQWS6i", "SReT_LT_wo_slice_distill", 77.9),
+    "sret_s_noslice.in1k": _cfg("1vlsxJieKhfnw-F6xFiwczvXBuk7ugXxm", "SReT_S_wo_slice", 82.0),
+    "sret_t_noslice_384.dist_in1k": _cfg(
+        "11mWAktu6LrNa0Qt61WJGA0eTWoKYD1Be", "SReT_T_wo_slice_distill_finetune384", 79.7, size=384),
+    "sret_s_noslice_384.dist_in1k": _cfg(
+        "1z5whJpXbbtFdjLpS1pCPvKcJhVnYCeo-", "SReT_S_wo_slice_distill_finetune384", 83.8, size=384),
+    "sret_s_noslice_512.dist_in1k": _cfg(
+        "1AZXIGMiGboI-nkoKuPnHnhDlBwZumuiB", "SReT_S_wo_slice_distill_finetune512", 84.3, size=512),
+})  # fmt: skip
+
+
+def checkpoint_filter_fn(state_dict: dict, model: SReT) -> dict:
+    """timm's hook for pretrained files: official layout -> ours, position embedding resized."""
+    from .convert import adapt_state_dict
+
+    state_dict = dict(state_dict)
+    adapt_state_dict(state_dict, model)
+    return state_dict
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs) -> SReT:
+    if pretrained:
+        cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+        if not (cfg.file or cfg.url or cfg.state_dict or cfg.hf_hub_id):
+            raise ValueError(
+                f"{variant}{'.' + cfg.tag if cfg.tag else ''}: the authors' weights cannot be downloaded "
+                f"automatically ({cfg.notes[0] if cfg.notes else 'no official file'}). Download the file, then "
+                f"pass it: sret_mini.create_model({variant!r}, checkpoint_path='FILE.pth') or "
+                f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file='FILE.pth'))."
+            )
+    return build_model_with_cfg(
+        SReT,
+        variant,
+        pretrained,
+        model_cfg=VARIANTS[variant],
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2)),
+        **kwargs,
+    )
+
+
+@register_model
+def sret_t(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-T: 4.8M parameters, 1.1 GMACs at 224 px (sliced, loops of 2)."""
+    return _create("sret_t", pretrained, **kwargs)
+
+
+@register_model
+def sret_lt(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-LT: SReT-T with MLP ratio 4."""
+    return _create("sret_lt", pretrained, **kwargs)
+
+
+@register_model
+def sret_lt_g16(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-LT with the alternative slicing [16, 14, 1] / [1, 1, 1]."""
+    return _create("sret_lt_g16", pretrained, **kwargs)
+
+
+@register_model
+def sret_s(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-S: 20.9M parameters, 4.2 GMACs at 224 px."""
+    return _create("sret_s", pretrained, **kwargs)
+
+
+@register_model
+def sret_t_noslice(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-T without sliced attention (global attention in every application)."""
+    return _create("sret_t_noslice", pretrained, **kwargs)
+
+
+@register_model
+def sret_lt_noslice(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-LT without sliced attention."""
+    return _create("sret_lt_noslice", pretrained, **kwargs)
+
+
+@register_model
+def sret_s_noslice(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-S without sliced attention."""
+    return _create("sret_s_noslice", pretrained, **kwargs)
+
+
+@register_model
+def sret_t_noslice_384(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-T without slices at 384 px (the authors' distilled fine-tuned release)."""
+    return _create("sret_t_noslice_384", pretrained, **kwargs)
+
+
+@register_model
+def sret_s_noslice_384(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-S without slices at 384 px."""
+    return _create("sret_s_noslice_384", pretrained, **kwargs)
+
+
+@register_model
+def sret_s_noslice_512(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-S without slices at 512 px."""
+    return _create("sret_s_noslice_512", pretrained, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the package's entry points
+
+
+def create_model(name: str, pretrained: bool = False, checkpoint_path: str | None = None, **kwargs):
+    """`timm.create_model`, plus `checkpoint_path=` loading official or sret_mini files safely.
+
+    Example:
+        >>> model = create_model("sret_t", num_classes=10, img_size=64)
+        >>> model = create_model("sret_t", checkpoint_path="SReT_T.pth")  # the authors' file
+    """
+    from .checkpoint import load_checkpoint
+
+    model = timm.create_model(name, pretrained=pretrained, **kwargs)
+    if checkpoint_path is not None:
+        load_checkpoint(model, checkpoint_path)
+    return model
+
+
+def list_models() -> list[str]:
+    """Names of the SReT variants registered by sret_mini."""
+    return list(VARIANTS)
+
+
+def official_table() -> list[dict]:
+    """The authors' released variants (official_variants.csv): name, size, exact params and MACs, top-1."""
+    text = resources.files("sret_mini").joinpath("official_variants.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    for row in rows:
+        for key in ("input_size", "params", "macs"):
+            row[key] = int(row[key])
+        for key in ("readme_top1", "mlp_ratio", "nll_mlp_ratio"):
+            row[key] = float(row[key])
+        for key in ("base_dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive"):
+            row[key] = json.loads(row[key])
+    return rows
