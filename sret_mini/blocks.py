@@ -102,15 +102,16 @@ class RecursiveStage(nn.Module):
         )
         self.nlls = nn.ModuleList(NLL(dim, nll_mlp_ratio, drop=drop) for _ in range(unique_blocks * loops))
 
+    def groups(self, i: int) -> int:
+        """Attention groups of application i: G1 on a block's first pass, G2 on its later passes."""
+        return self.groups_recursive if i % self.loops else self.groups_first
+
     def application(self, i: int, num_tokens: int, device) -> tuple[SReTBlock, int, torch.Tensor | None]:
         """Shared block, group count and token permutation of application i."""
-        block = self.blocks[i // self.loops]
-        if i % self.loops == 0:
-            return block, self.groups_first, None
-        groups, perm = self.groups_recursive, None
-        if groups > 1:  # global attention does not care about token order
+        groups, perm = self.groups(i), None
+        if i % self.loops and groups > 1:  # a recursive pass; global attention ignores token order
             perm = token_permutation(num_tokens, self.shuffle, self.training, self.seed + i, device)
-        return block, groups, perm
+        return self.blocks[i // self.loops], groups, perm
 
     def _apply_one(self, x, block, nll, groups, perm, drop_prob):
         return nll(block(x, groups, perm, drop_prob))

@@ -121,6 +121,8 @@ class SReTConfig:
         if unknown:
             raise ValueError(f"unknown SReT option(s) {unknown}; valid options are {sorted(known | {'loops'})}")
         if loops is not None:
+            if "depth" in changes:
+                raise ValueError("give either depth or loops, not both (loops sets depth = unique_blocks * loops)")
             if isinstance(loops, int):
                 loops = (loops,) * len(changes.get("unique_blocks", self.unique_blocks))
             unique = changes.get("unique_blocks", self.unique_blocks)

@@ -31,7 +31,8 @@ class SReT(nn.Module):
     Args:
         cfg: the architecture (default: SReT-T); see `SReTConfig`.
         **overrides: fields of the config to change, e.g. ``num_classes=10, img_size=64,
-            shuffle="none"``; ``loops=n`` applies every shared block n times.
+            shuffle="none"``; ``loops=n`` applies every shared block n times; ``device`` and
+            ``dtype`` place the parameters (as timm's models accept them).
 
     Example:
         >>> model = SReT(num_classes=10, img_size=64)
@@ -39,7 +40,7 @@ class SReT(nn.Module):
         torch.Size([2, 10])
     """
 
-    def __init__(self, cfg: SReTConfig | None = None, **overrides):
+    def __init__(self, cfg: SReTConfig | None = None, device=None, dtype=None, **overrides):
         super().__init__()
         cfg = (cfg or SReTConfig()).updated(**overrides)
         self.cfg = cfg
@@ -88,6 +89,8 @@ class SReT(nn.Module):
         # as the official code: truncated-normal position embedding, PyTorch's default elsewhere
         trunc_normal_(self.pos_embed, std=0.02)
         self.register_load_state_dict_pre_hook(_adapt_state_dict_hook)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
     # ---------------------------------------------------------------------------------------
     # forward
@@ -211,8 +214,7 @@ class SReT(nn.Module):
         """Yield (stage, application, shared block index, groups) for every block application."""
         for s, stage in enumerate(self.stages):
             for i in range(len(stage.nlls)):
-                recursive = i % stage.loops > 0
-                yield s, i, i // stage.loops, stage.groups_recursive if recursive else stage.groups_first
+                yield s, i, i // stage.loops, stage.groups(i)
 
 
 def _adapt_state_dict_hook(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):

@@ -40,6 +40,11 @@ def test_per_stage_settings_of_different_lengths():
         sret_mini.SReTConfig(groups_first=(8, 4))
 
 
+def test_loops_and_depth_together():
+    with pytest.raises(ValueError, match="either depth or loops"):
+        sret_mini.create_model("sret_t", loops=3, depth=(4, 10, 6))
+
+
 def test_unknown_option():
     with pytest.raises(ValueError, match=r"unknown SReT option\(s\) \['num_layers'\]"):
         sret_mini.create_model("sret_t", num_layers=12)

@@ -58,6 +58,12 @@ def test_sret_mini_create_model_is_timms_call():
     assert type(a) is type(b) and a.cfg == b.cfg
 
 
+def test_timm_device_and_dtype_arguments_place_the_parameters():
+    model = timm.create_model("sret_t", img_size=64, device="cpu", dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert model(torch.randn(1, 3, 64, 64, dtype=torch.float64)).dtype == torch.float64
+
+
 def test_features_only_gives_the_three_stage_maps():
     model = timm.create_model("sret_t", features_only=True, img_size=64)
     maps = model(torch.randn(1, 3, 64, 64))
