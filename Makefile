@@ -1,13 +1,19 @@
 # Two commands do all the set-up on a fresh machine:
-#   make book   create .venv, install, build the book (HTML in _build/html)
-#   make test   create .venv if missing, install, run every test
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-JOBS   ?= 2
+#   make book   create .venv, install, build the book in the `book` profile (HTML in _build/html)
+#   make test   create .venv if missing, install (Chromium too), run every test: the package's
+#               tests, every chapter in the `smoke` profile, the smoke build of the book
+#               (_build/smoke) and the real-browser check of every page (_build/screenshots)
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed-stamp
+JOBS     ?= 2
+# Debian's Chromium, driven by Playwright in tests/test_book_build.py (never `playwright install`,
+# which downloads a browser of its own)
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test book lint clean
+.PHONY: install browser test book book-check lint clean
 
 install: $(STAMP)
 
@@ -20,11 +26,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,book]"
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) tests
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "no Chromium at $(CHROMIUM) and no apt-get to install it: install Chromium, then run make with CHROMIUM=/path/to/chromium"; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+# OpenMP threads that wait yield their core instead of spinning: on a busy 2-core machine (two
+# xdist workers, or a book kernel beside another process) spinning threads make torch many times
+# slower. An OMP_WAIT_POLICY set in the environment wins.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+# --dist loadgroup keeps the smoke build and the browser checks on one worker (see test_book_build.py)
+test: $(STAMP) $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup tests
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going
+	SRET_PROFILE=$${SRET_PROFILE:-book} $(BIN)/jupyter-book build . -W --keep-going
+	@echo "The book is in _build/html: open _build/html/index.html"
+
+# the browser check on the `make book` output (screenshots in _build/screenshots)
+book-check: $(STAMP) $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) SRET_BOOK_HTML=_build/html $(BIN)/python -m pytest -q tests/test_book_build.py -k page
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -48,7 +48,9 @@ def to_2tuple(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 class SReTConfig:
     """Architecture and regularisation of an SReT network (defaults: SReT-T at 224 px).
 
-    Per-stage tuples (one entry per stage):
+    The stage fields are tuples with one entry per stage.
+
+    Stage fields:
         dims: token width C of the stage (official: base_dims * heads).
         heads: attention heads; dims must divide by heads.
         depth: block applications in the stage.
@@ -63,11 +65,11 @@ class SReTConfig:
         mlp_ratio / nll_mlp_ratio: hidden width of the block MLP / NLL MLP, as a multiple of C.
         img_size: input size the position embedding is made for (other sizes are resized to).
         stem_stride: 8 for the released models (224 px -> 28x28 tokens); 2 or 4 for small images.
-        shuffle: token permutation of the recursive applications:
+        shuffle: token permutation of the recursive applications.
             "train" (default): a fresh random permutation in training, one fixed seeded
-                permutation per application in eval, so predictions are deterministic;
+            permutation per application in eval, so predictions are deterministic.
             "random": a fresh permutation on every call, in eval too (the official behaviour,
-                which makes two predictions of the same image differ);
+            which makes two predictions of the same image differ).
             "none": no permutation (recursive groups are contiguous slices too).
         shuffle_seed: seed of the fixed evaluation permutations of the "train" policy.
     """

@@ -1,14 +1,14 @@
 """Conversion between the authors' checkpoint layout and ours.
 
 The official code builds each stage as one flat `nn.ModuleList` in which every shared block is
-listed once per application, followed by that application's NLL:
+listed once per application, followed by that application's NLL::
 
     transformers.{s}.blocks.{2a}      shared block a // loops   (the same module `loops` times)
     transformers.{s}.blocks.{2a + 1}  NLL of application a
     pools.{s}.conv                    pooling after stage s
 
 so a checkpoint stores each shared block `loops` times (aliases of one tensor). Our layout keeps
-each tensor once:
+each tensor once::
 
     stages.{s}.blocks.{b}             shared block b
     stages.{s}.nlls.{a}               NLL of application a

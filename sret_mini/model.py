@@ -1,5 +1,7 @@
 """The SReT network: conv stem -> position embedding -> three recursive stages -> pooled head.
 
+Shapes for SReT-T at 224 px::
+
     image (B, 3, 224, 224)
       -> ConvStem, stride 8                 (B, 64, 28, 28)  + learnable 2-D position embedding
       -> stage 1: 2 shared blocks x 2 loops (B, 64, 28, 28)

@@ -42,7 +42,8 @@ def test_timm_creates_the_variant_with_overrides_and_it_honours_the_contract(nam
     assert model.no_weight_decay() <= names
     groups = group_parameters(model, model.group_matcher())
     assert sorted(n for g in groups.values() for n in g) == sorted(names)  # every parameter in a group
-    assert [f["reduction"] for f in model.feature_info] == [8, 16, 32]
+    stride = model.cfg.stem_stride
+    assert [f["reduction"] for f in model.feature_info] == [stride, 2 * stride, 4 * stride]
 
     model.reset_classifier(3)
     with torch.no_grad():
