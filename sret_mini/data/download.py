@@ -1,0 +1,60 @@
+"""Where datasets live, and downloads that fail fast and say what to do when there is no network."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+TIMEOUT_S = 15
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset is not on disk and could not be fetched; the message says where and how."""
+
+
+def default_data_dir() -> Path:
+    """`$SRET_DATA` if set, else the repository's `data/` folder (or `./data` outside a checkout)."""
+    if env := os.environ.get("SRET_DATA"):
+        return Path(env)
+    repo_data = Path(__file__).resolve().parents[2] / "data"
+    return repo_data if repo_data.is_dir() else Path.cwd() / "data"
+
+
+def fetch_command(name: str, root: Path) -> str:
+    return f"sret-mini download {name} --root {root}"
+
+
+@contextmanager
+def network_timeout(seconds: float = TIMEOUT_S):
+    """Make every socket operation give up after `seconds` (urllib has no timeout of its own here)."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def fetch_or_explain(name: str, expected: Path, root: Path, fetch: Callable[[], object], size: str) -> None:
+    """Run `fetch()` (a download); on any network or integrity failure raise DatasetUnavailable."""
+    try:
+        with network_timeout():
+            fetch()
+    except (urllib.error.URLError, OSError, RuntimeError, TimeoutError) as e:
+        raise DatasetUnavailable(
+            f"{name} is not in {expected} and could not be downloaded ({type(e).__name__}: {e}). "
+            f"On a machine with internet access run `{fetch_command(name, root)}` ({size}), "
+            f"or copy the files to {expected}."
+        ) from e
+
+
+def missing(name: str, expected: Path, root: Path, size: str) -> DatasetUnavailable:
+    """The error for a dataset that is absent while downloads are switched off."""
+    return DatasetUnavailable(
+        f"{name} not found: expected {expected}. Fetch it with `{fetch_command(name, root)}` ({size}), "
+        f"or pass download=True."
+    )
