@@ -39,18 +39,35 @@ VARIANTS: dict[str, SReTConfig] = {
     "sret_t_noslice_384": _T.updated(**_NO_SLICE, drop_path_rate=0.0, img_size=384),
     "sret_s_noslice_384": _S.updated(**_NO_SLICE, img_size=384),
     "sret_s_noslice_512": _S.updated(**_NO_SLICE, img_size=512),
+    # Small images (this project's variants, no official weights). A stride-2 stem keeps a 32 px
+    # CIFAR image at 16x16 / 8x8 / 4x4 tokens, where stride 8 would leave 4x4 / 2x2 / 1x1.
+    "sret_t_cifar": _T.updated(stem_stride=2, img_size=32, num_classes=10),
+    "sret_t_cifar_noslice": _T.updated(**_NO_SLICE, stem_stride=2, img_size=32, num_classes=10),
+    # No recursion at (nearly) equal parameters: the same 10 shared blocks applied once each. Its 10
+    # NLLs get twice the hidden width, so they hold as many weights as the 20 NLLs of sret_t_cifar.
+    "sret_t_cifar_norec": _T.updated(loops=1, nll_mlp_ratio=2.0, stem_stride=2, img_size=32, num_classes=10),
+    # a 0.4M-parameter SReT for laptop-CPU experiments (half width, 4 shared blocks, 8 applications)
+    "sret_nano": _T.updated(
+        dims=(32, 64, 128),
+        heads=(1, 2, 4),
+        unique_blocks=(1, 2, 1),
+        loops=2,
+        groups_first=(4, 2, 1),
+        stem_stride=2,
+        img_size=16,
+        num_classes=10,
+        drop_path_rate=0.0,
+    ),  # fmt: skip
 }
 
 _DRIVE = "https://drive.google.com/file/d/{}/view"
 
 
-def _cfg(file_id: str | None, official_name: str, top1: float, size: int = 224, **kwargs) -> dict:
-    where = _DRIVE.format(file_id) if file_id else "not released (no link in the authors' README)"
+def _base_cfg(size: int, num_classes: int, **kwargs) -> dict:
     return dict(
         url="",
-        num_classes=1000,
+        num_classes=num_classes,
         input_size=(3, size, size),
-        pool_size=(size // 32, size // 32),
         crop_pct=0.875 if size == 224 else 1.0,
         interpolation="bicubic",
         mean=IMAGENET_DEFAULT_MEAN,
@@ -58,12 +75,23 @@ def _cfg(file_id: str | None, official_name: str, top1: float, size: int = 224, 
         first_conv="patch_embed.conv1",
         classifier="head",
         license="mit",
-        origin_url="https://github.com/szq0214/SReT",
         paper_ids="arXiv:2111.05297",
         paper_name="Sliced Recursive Transformer",
-        notes=(f"official file {official_name}.pth: {where}", f"reported ImageNet-1k top-1 {top1}"),
         **kwargs,
     )
+
+
+def _cfg(file_id: str | None, official_name: str, top1: float, size: int = 224) -> dict:
+    """An official release: where its file is and what the authors report."""
+    where = _DRIVE.format(file_id) if file_id else "not released (no link in the authors' README)"
+    notes = (f"official file {official_name}.pth: {where}", f"reported ImageNet-1k top-1 {top1}")
+    return _base_cfg(size, 1000, pool_size=(size // 32, size // 32), origin_url="https://github.com/szq0214/SReT",
+                     notes=notes)  # fmt: skip
+
+
+def _small_cfg(size: int) -> dict:
+    """A sret_mini variant for small images: no pretrained weights."""
+    return _base_cfg(size, 10, notes=("no pretrained weights: a sret_mini variant, train it with sret_mini.train",))
 
 
 default_cfgs = generate_default_cfgs({
@@ -84,6 +112,10 @@ default_cfgs = generate_default_cfgs({
         "1z5whJpXbbtFdjLpS1pCPvKcJhVnYCeo-", "SReT_S_wo_slice_distill_finetune384", 83.8, size=384),
     "sret_s_noslice_512.dist_in1k": _cfg(
         "1AZXIGMiGboI-nkoKuPnHnhDlBwZumuiB", "SReT_S_wo_slice_distill_finetune512", 84.3, size=512),
+    "sret_t_cifar": _small_cfg(32),
+    "sret_t_cifar_noslice": _small_cfg(32),
+    "sret_t_cifar_norec": _small_cfg(32),
+    "sret_nano": _small_cfg(16),
 })  # fmt: skip
 
 
@@ -101,9 +133,9 @@ def _create(variant: str, pretrained: bool = False, **kwargs) -> SReT:
         cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         if not (cfg.file or cfg.url or cfg.state_dict or cfg.hf_hub_id):
             raise ValueError(
-                f"{variant}{'.' + cfg.tag if cfg.tag else ''}: the authors' weights cannot be downloaded "
-                f"automatically ({cfg.notes[0] if cfg.notes else 'no official file'}). Download the file, then "
-                f"pass it: sret_mini.create_model({variant!r}, checkpoint_path='FILE.pth') or "
+                f"{variant}{'.' + cfg.tag if cfg.tag else ''}: no weights can be downloaded automatically "
+                f"({cfg.notes[0] if cfg.notes else 'no official file'}). With a checkpoint file, pass it: "
+                f"sret_mini.create_model({variant!r}, checkpoint_path='FILE.pth') or "
                 f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file='FILE.pth'))."
             )
     return build_model_with_cfg(
@@ -175,6 +207,30 @@ def sret_s_noslice_384(pretrained: bool = False, **kwargs) -> SReT:
 def sret_s_noslice_512(pretrained: bool = False, **kwargs) -> SReT:
     """SReT-S without slices at 512 px."""
     return _create("sret_s_noslice_512", pretrained, **kwargs)
+
+
+@register_model
+def sret_t_cifar(pretrained: bool = False, **kwargs) -> SReT:
+    """SReT-T for 32 px images: stride-2 stem (16x16 / 8x8 / 4x4 tokens), 10 classes by default."""
+    return _create("sret_t_cifar", pretrained, **kwargs)
+
+
+@register_model
+def sret_t_cifar_noslice(pretrained: bool = False, **kwargs) -> SReT:
+    """`sret_t_cifar` with global attention in every application."""
+    return _create("sret_t_cifar_noslice", pretrained, **kwargs)
+
+
+@register_model
+def sret_t_cifar_norec(pretrained: bool = False, **kwargs) -> SReT:
+    """`sret_t_cifar` without recursion: every block applied once, NLLs twice as wide (equal parameters)."""
+    return _create("sret_t_cifar_norec", pretrained, **kwargs)
+
+
+@register_model
+def sret_nano(pretrained: bool = False, **kwargs) -> SReT:
+    """A 0.4M-parameter SReT for 16-32 px images on a laptop CPU (the embedded default)."""
+    return _create("sret_nano", pretrained, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

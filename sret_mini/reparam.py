@@ -30,7 +30,7 @@ combine (average) into one.
 LayerNorm sits in front of the branches, shared; at merge time its scale and shift fold into the
 linear layers that read it (see `fold_layernorm`), leaving a parameter-free normalisation.
 
-Usage (a training loop sketch):
+Usage (a training loop sketch)::
 
     model = create_branched(depth=3, branches=2, dim=192, heads=3)
     schedule = JoiningSchedule(model)       # lam: 0 -> 1 over the middle half of training
