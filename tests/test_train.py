@@ -152,3 +152,12 @@ def test_ctrl_c_saves_a_resumable_checkpoint_before_exiting(tmp_path):
     resumed = train(TrainConfig(out=str(tmp_path), resume=True, epochs=50, progress=False,
                                 stop_after_steps=state["num_updates"] + 2))  # fmt: skip
     assert resumed.stopped == "stop_after_steps"
+
+
+def test_the_command_line_evaluates_a_file_in_the_authors_layout(tmp_path):
+    result = train(TrainConfig(**QUICK))
+    path = tmp_path / "official.pth"
+    torch.save({"model": sret_mini.to_official(result.model.state_dict())}, path)
+    run = _cli("eval", "--checkpoint", str(path), "--model", "sret_nano", "--dataset", "shapes", "--img-size", "32")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["images"] == 1000  # the default shapes test set
