@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import SlicedGroupAttention, token_permutation
-from .layers import ConvPooling, lrc
+from .layers import ConvPooling, lrc, residual
 
 LN_EPS = 1e-6
 
@@ -31,35 +31,36 @@ class SReTBlock(nn.Module):
     x = skip_mlp  * x + scale_mlp  * DropPath(MLP(LN(x)))
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop: float = 0.0, attn_drop: float = 0.0):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop: float = 0.0, attn_drop: float = 0.0,
+                 learnable_residuals: bool = True):  # fmt: skip
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = SlicedGroupAttention(dim, heads, attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
-        self.skip_attn, self.scale_attn = lrc(), lrc()
-        self.skip_mlp, self.scale_mlp = lrc(), lrc()
+        self.skip_attn, self.scale_attn = lrc(learnable_residuals), lrc(learnable_residuals)
+        self.skip_mlp, self.scale_mlp = lrc(learnable_residuals), lrc(learnable_residuals)
 
     def forward(self, x, groups: int = 1, perm: torch.Tensor | None = None, drop_prob: float = 0.0):
         # x: (B, N, C). The drop-path rate is an argument because it belongs to the application
         # (its position in depth), not to the shared weights.
         attn = drop_path(self.attn(self.norm1(x), groups, perm), drop_prob, self.training)
-        x = self.skip_attn * x + self.scale_attn * attn
+        x = residual(x, attn, self.skip_attn, self.scale_attn)
         mlp = drop_path(self.mlp(self.norm2(x)), drop_prob, self.training)
-        return self.skip_mlp * x + self.scale_mlp * mlp
+        return residual(x, mlp, self.skip_mlp, self.scale_mlp)
 
 
 class NLL(nn.Module):
     """Non-linear projection layer: x = skip * x + scale * MLP(LN(x)). One per block application."""
 
-    def __init__(self, dim: int, mlp_ratio: float, drop: float = 0.0):
+    def __init__(self, dim: int, mlp_ratio: float, drop: float = 0.0, learnable_residuals: bool = True):
         super().__init__()
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
-        self.skip, self.scale = lrc(), lrc()
+        self.skip, self.scale = lrc(learnable_residuals), lrc(learnable_residuals)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip * x + self.scale * self.mlp(self.norm(x))
+        return residual(x, self.mlp(self.norm(x)), self.skip, self.scale)
 
 
 class RecursiveStage(nn.Module):
@@ -89,6 +90,8 @@ class RecursiveStage(nn.Module):
         attn_drop: float = 0.0,
         shuffle: str = "train",
         seed: int = 0,
+        nll: bool = True,
+        learnable_residuals: bool = True,
     ):
         super().__init__()
         self.loops = loops
@@ -98,9 +101,13 @@ class RecursiveStage(nn.Module):
         self.grad_checkpointing = False
         self.downsample = ConvPooling(in_dim, dim) if in_dim is not None else nn.Identity()
         self.blocks = nn.ModuleList(
-            SReTBlock(dim, heads, mlp_ratio, drop=drop, attn_drop=attn_drop) for _ in range(unique_blocks)
+            SReTBlock(dim, heads, mlp_ratio, drop, attn_drop, learnable_residuals) for _ in range(unique_blocks)
         )
-        self.nlls = nn.ModuleList(NLL(dim, nll_mlp_ratio, drop=drop) for _ in range(unique_blocks * loops))
+        # nll=False is naive recursion: the block's output goes straight into its next application
+        self.nlls = nn.ModuleList(
+            NLL(dim, nll_mlp_ratio, drop, learnable_residuals) if nll else nn.Identity()
+            for _ in range(unique_blocks * loops)
+        )
 
     def groups(self, i: int) -> int:
         """Attention groups of application i: G1 on a block's first pass, G2 on its later passes."""

@@ -72,6 +72,8 @@ class SReTConfig:
             which makes two predictions of the same image differ).
             "none": no permutation (recursive groups are contiguous slices too).
         shuffle_seed: seed of the fixed evaluation permutations of the "train" policy.
+        nll: a non-shared NLL after every block application (False: naive recursion).
+        lrc: learnable residual coefficients (False: plain residuals x + f(x)).
     """
 
     dims: tuple[int, ...] = (64, 128, 256)
@@ -92,6 +94,8 @@ class SReTConfig:
     drop_path_rate: float = 0.0
     shuffle: str = "train"
     shuffle_seed: int = 0
+    nll: bool = True
+    lrc: bool = True
 
     def __post_init__(self):
         # accept lists (from JSON or a CSV) and ints, store tuples so the config stays hashable

@@ -169,6 +169,11 @@ def to_official(state_dict: dict) -> dict:
             out[key] = value
         else:
             raise ValueError(f"key {key!r} is not part of the sret_mini layout")
+    if no_nll := sorted({s for s, _ in blocks} - {s for s, _ in nlls}):
+        raise ValueError(
+            f"stages {no_nll} have shared blocks but no NLLs: the official layout interleaves every "
+            "application with its NLL, so only models made with nll=True can be written in it"
+        )
     block_back = {v: k for k, v in BLOCK_RENAMES.items()}
     nll_back = {v: k for k, v in NLL_RENAMES.items()}
     for s in sorted({s for s, _ in nlls}):

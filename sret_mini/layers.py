@@ -58,6 +58,11 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Te
     return resized.to(dtype)
 
 
-def lrc() -> nn.Parameter:
-    """A learnable residual coefficient: one scalar, initialised to 1."""
-    return nn.Parameter(torch.ones(1))
+def lrc(learnable: bool = True) -> nn.Parameter | None:
+    """A learnable residual coefficient: one scalar, initialised to 1 (None: a plain residual)."""
+    return nn.Parameter(torch.ones(1)) if learnable else None
+
+
+def residual(x: torch.Tensor, fx: torch.Tensor, skip: nn.Parameter | None, scale: nn.Parameter | None):
+    """skip * x + scale * f(x) with learnable residual coefficients, or plain x + f(x) without."""
+    return x + fx if skip is None else skip * x + scale * fx

@@ -76,6 +76,8 @@ class SReT(nn.Module):
                     attn_drop=cfg.attn_drop_rate,
                     shuffle=cfg.shuffle,
                     seed=cfg.shuffle_seed * 1_000_003 + 1000 * s,
+                    nll=cfg.nll,
+                    learnable_residuals=cfg.lrc,
                 )
                 for s in range(cfg.num_stages)
             )

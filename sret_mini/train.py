@@ -238,8 +238,13 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def train(cfg: TrainConfig | None = None, **overrides) -> TrainResult:
+def train(cfg: TrainConfig | None = None, *, model: torch.nn.Module | None = None, epoch_hook=None,
+          **overrides) -> TrainResult:  # fmt: skip
     """Train a model as `cfg` (plus `overrides`) says; returns the history and the trained model.
+
+    `model`: train this module instead of creating `cfg.model` by name (then `cfg.model` is only a
+    label). `epoch_hook(epoch, model)`: called before every epoch (0-based), e.g. to move a schedule
+    such as `sret_mini.reparam.JoiningSchedule` along.
 
     Example:
         >>> result = train(TrainConfig(epochs=2, progress=False))
@@ -249,12 +254,12 @@ def train(cfg: TrainConfig | None = None, **overrides) -> TrainResult:
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)
     dist = distributed.setup(cfg.device)
     try:
-        return _train(cfg, dist)
+        return _train(cfg, dist, model, epoch_hook)
     finally:
         distributed.teardown()
 
 
-def _train(cfg: TrainConfig, dist: distributed.Dist) -> TrainResult:
+def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None) -> TrainResult:
     device, main = dist.device, dist.is_main
     amp = resolve_amp(cfg.amp, device)
     out = Path(cfg.out) if cfg.out else None
@@ -280,12 +285,14 @@ def _train(cfg: TrainConfig, dist: distributed.Dist) -> TrainResult:
     test_loader = make_loader(test_set, test_sampler, cfg.num_workers, pin)
 
     # model, optimiser, schedule ------------------------------------------------------------------
-    kwargs = dict(num_classes=spec.num_classes, img_size=img_size) if cfg.model in list_models() else {}
-    kwargs.setdefault("num_classes", spec.num_classes)
-    if cfg.drop_path is not None:
-        kwargs["drop_path_rate"] = cfg.drop_path
-    kwargs.update(cfg.model_kwargs)  # the caller's options win
-    model = create_model(cfg.model, **kwargs).to(device)
+    if model is None:
+        kwargs = dict(num_classes=spec.num_classes, img_size=img_size) if cfg.model in list_models() else {}
+        kwargs.setdefault("num_classes", spec.num_classes)
+        if cfg.drop_path is not None:
+            kwargs["drop_path_rate"] = cfg.drop_path
+        kwargs.update(cfg.model_kwargs)  # the caller's options win
+        model = create_model(cfg.model, **kwargs)
+    model = model.to(device)
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     if cfg.channels_last:
@@ -352,6 +359,8 @@ def _train(cfg: TrainConfig, dist: distributed.Dist) -> TrainResult:
     stopped = None
     with StopRequest() as stop:
         for epoch in range(start_epoch, cfg.epochs):
+            if epoch_hook is not None:
+                epoch_hook(epoch, model)
             sampler.set_epoch(epoch, start_step)
             model.train()
             tic = time.perf_counter()

@@ -71,3 +71,21 @@ def test_gradient_checkpointing_gives_identical_gradients():
         grads.append({n: p.grad for n, p in model.named_parameters()})
     for name, g in grads[0].items():
         assert torch.equal(g, grads[1][name]), name  # shared blocks included
+
+
+def test_naive_recursion_has_no_nlls_and_plain_residuals_have_no_coefficients():
+    full = sret_mini.create_model("sret_nano")
+    naive = sret_mini.create_model("sret_nano", nll=False, lrc=False)
+    names = {n for n, _ in naive.named_parameters()}
+    assert not any(".nlls." in n or "skip" in n or "scale" in n for n in names)
+    nll_params = sum(p.numel() for n, p in full.named_parameters() if ".nlls." in n)
+    coefficients = sum(
+        p.numel() for n, p in full.named_parameters() if ".blocks." in n and ("skip" in n or "scale" in n)
+    )
+    assert sret_mini.count_params(full) - sret_mini.count_params(naive) == nll_params + coefficients
+    assert naive(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_models_without_nlls_cannot_be_written_in_the_official_layout():
+    with pytest.raises(ValueError, match="only models made with nll=True"):
+        sret_mini.to_official(sret_mini.create_model("sret_nano", nll=False).state_dict())

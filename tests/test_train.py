@@ -161,3 +161,18 @@ def test_the_command_line_evaluates_a_file_in_the_authors_layout(tmp_path):
     run = _cli("eval", "--checkpoint", str(path), "--model", "sret_nano", "--dataset", "shapes", "--img-size", "32")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["images"] == 1000  # the default shapes test set
+
+
+def test_train_takes_a_ready_made_model_and_calls_the_epoch_hook():
+    from sret_mini.reparam import JoiningSchedule, create_branched, joining
+
+    model = create_branched(depth=2, branches=2, dim=32, heads=2, num_classes=2, img_size=32, patch_size=8)
+    schedule, seen = JoiningSchedule(model), []
+
+    def hook(epoch, net):
+        schedule.step(epoch / 4)
+        seen.append((epoch, joining(net)))
+
+    result = train(TrainConfig(**{**QUICK, "epochs": 4}, model="branched vit"), model=model, epoch_hook=hook)
+    assert result.model is model and [e for e, _ in seen] == [0, 1, 2, 3]
+    assert [lam for _, lam in seen] == sorted(lam for _, lam in seen)  # the schedule moved forward
