@@ -41,7 +41,6 @@ PROFILE_HELP = {
 #: The environment variable that names the profile.
 ENV_PROFILE = "SRET_PROFILE"
 #: The environment variable that overrides the data folder.
-ENV_DATA_DIR = "SRET_DATA_DIR"
 
 
 def current_profile() -> str:
@@ -81,19 +80,10 @@ def in_colab() -> bool:
 
 
 def find_data_dir(start: str | os.PathLike | None = None) -> Path:
-    """Where datasets and checkpoints live: ``SRET_DATA_DIR`` if set, else the repository's ``data/``.
+    """Where datasets and checkpoints live (see :func:`sret_mini.data.default_data_dir`)."""
+    from .data import default_data_dir
 
-    The repository is found by walking up from ``start`` (default: the working directory) to a folder
-    holding both ``_config.yml`` and ``sret_mini/``; outside a checkout (Colab) it is ``./data``.
-    The folder is not created here: the code that downloads into it does that.
-    """
-    if os.environ.get(ENV_DATA_DIR):
-        return Path(os.environ[ENV_DATA_DIR]).expanduser().resolve()
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_config.yml").is_file() and (folder / "sret_mini").is_dir():
-            return folder / "data"
-    return here / "data"
+    return default_data_dir(start)
 
 
 def seed_everything(seed: int) -> None:

@@ -3,10 +3,12 @@
 import random
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
+import sret_mini
 from sret_mini import book
 
 
@@ -85,7 +87,7 @@ def test_setup_rejects_an_unknown_profile(profile):
 
 
 def test_the_data_folder_is_the_repository_data_folder_from_anywhere_inside_it(monkeypatch, tmp_path):
-    monkeypatch.delenv(book.ENV_DATA_DIR, raising=False)
+    monkeypatch.delenv("SRET_DATA", raising=False)
     (tmp_path / "_config.yml").write_text("title: x\n")
     (tmp_path / "sret_mini").mkdir()
     (tmp_path / "book").mkdir()
@@ -93,12 +95,20 @@ def test_the_data_folder_is_the_repository_data_folder_from_anywhere_inside_it(m
 
 
 def test_the_data_folder_outside_a_checkout_is_data_in_the_working_directory(monkeypatch, tmp_path):
-    monkeypatch.delenv(book.ENV_DATA_DIR, raising=False)
+    import sret_mini.data.download as download
+
+    monkeypatch.delenv("SRET_DATA", raising=False)
+    monkeypatch.setattr(download, "package_root", lambda: tmp_path / "site-packages")  # a pip install
     assert book.find_data_dir(tmp_path) == tmp_path / "data"
 
 
-def test_sret_data_dir_overrides_the_data_folder(monkeypatch, tmp_path):
-    monkeypatch.setenv(book.ENV_DATA_DIR, str(tmp_path / "elsewhere"))
+def test_an_editable_install_keeps_its_data_in_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.delenv("SRET_DATA", raising=False)
+    assert book.find_data_dir(tmp_path) == Path(sret_mini.__file__).parents[1] / "data"
+
+
+def test_sret_data_overrides_the_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("SRET_DATA", str(tmp_path / "elsewhere"))
     assert book.find_data_dir() == tmp_path / "elsewhere"
 
 

@@ -16,12 +16,28 @@ class DatasetUnavailable(FileNotFoundError):
     """A dataset is not on disk and could not be fetched; the message says where and how."""
 
 
-def default_data_dir() -> Path:
-    """`$SRET_DATA` if set, else the repository's `data/` folder (or `./data` outside a checkout)."""
-    if env := os.environ.get("SRET_DATA"):
-        return Path(env)
-    repo_data = Path(__file__).resolve().parents[2] / "data"
-    return repo_data if repo_data.is_dir() else Path.cwd() / "data"
+ENV_DATA = "SRET_DATA"
+
+
+def default_data_dir(start: str | os.PathLike | None = None) -> Path:
+    """Where datasets and checkpoints live.
+
+    `$SRET_DATA` if set; else the `data/` folder of the sret_mini checkout that holds `start`
+    (default: the working directory) or the package itself; else `./data` (e.g. on Colab). A
+    checkout is a folder with both `_config.yml` and `sret_mini/`. Nothing is created here.
+    """
+    if env := os.environ.get(ENV_DATA):
+        return Path(env).expanduser().resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (*(here, *here.parents), package_root()):
+        if (folder / "_config.yml").is_file() and (folder / "sret_mini").is_dir():
+            return folder / "data"
+    return here / "data"
+
+
+def package_root() -> Path:
+    """The folder holding the `sret_mini` package (the checkout, for an editable install)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def fetch_command(name: str, root: Path) -> str:
