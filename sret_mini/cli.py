@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-COMMANDS = ("train", "eval", "download", "counts", "models")
+COMMANDS = ("train", "eval", "softlabels", "download", "counts", "models")
 
 
 def counts() -> None:
@@ -63,6 +63,10 @@ def run(command: str, rest: list[str]) -> None:
         from .evaluate import main as eval_main
 
         eval_main(rest)
+    elif command == "softlabels":
+        from .softlabels import main as softlabels_main
+
+        softlabels_main(rest)
     elif command == "download":
         download(rest)
     elif command == "counts":

@@ -41,8 +41,10 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import load_file, save_atomic
 from .data import EpochBatchSampler, EpochSeededDataset, load_dataset, make_loader
+from .distill import KDLoss, build_teacher, teacher_id
 from .evaluate import autocast, evaluate
 from .registry import create_model, list_models
+from .softlabels import SoftLabelBank, SoftLabelDataset
 
 
 @dataclass
@@ -84,6 +86,15 @@ class TrainConfig:
     re_prob: float = 0.0  # random erasing
     mixup: float = 0.0
     cutmix: float = 0.0
+    # distillation (sret_mini.distill): an online teacher, or a soft-label bank (sret_mini.softlabels)
+    teacher: str | None = None  # a timm / sret_mini model name
+    teacher_checkpoint: str | None = None
+    teacher_pretrained: bool = False  # timm's pretrained weights (needs network)
+    teacher_kwargs: dict = field(default_factory=dict)
+    kd_temperature: float = 1.0
+    kd_hard_weight: float = 0.0  # 0: soft labels only, as the authors
+    soft_labels: str | None = None  # a bank file: replay its crops, no teacher forward pass
+    crops_per_image: int = 4  # replayed crops per loaded image (batch_size counts crops)
     # speed
     device: str = "auto"
     amp: str = "auto"  # "auto" (bf16 on GPUs that have it, else fp16; none on CPU), "bf16", "fp16", "none"
@@ -107,6 +118,8 @@ class TrainConfig:
 # authors' larger learning rate, 0.001 x batch / 512, and 30 warm-up epochs; sret_facts.md).
 RECIPES: dict[str, dict] = {
     "digits": {},
+    # an offline teacher for distillation on the digits (no hub model was trained on them)
+    "teacher-digits": dict(model="resnet18", epochs=30),
     "cifar": dict(
         model="sret_t_cifar", dataset="cifar10", epochs=200, batch_size=128, lr_base=4e-3, warmup_epochs=10,
         weight_decay=0.05, label_smoothing=0.1, drop_path=0.1, auto_augment="rand-m9-mstd0.5-inc1",
@@ -276,7 +289,21 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
     augmenting = cfg.augment if cfg.augment is not None else spec.augment.get("augment", True)
     train_set = EpochSeededDataset(spec.train, train_tf, seed=cfg.seed, random=augmenting)
     test_set = EpochSeededDataset(spec.test, spec.transform(False, img_size), random=False)
-    sampler = EpochBatchSampler(len(train_set), cfg.batch_size, shuffle=True, drop_last=True, seed=cfg.seed,
+    images_per_step = cfg.batch_size
+    if cfg.soft_labels:  # replay a bank: its stored crops replace the augmentation
+        if cfg.mixup or cfg.cutmix:
+            raise ValueError("mixup/cutmix cannot be combined with --soft-labels: the stored labels are per crop")
+        if cfg.batch_size % cfg.crops_per_image:
+            raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of crops_per_image {cfg.crops_per_image}")
+        bank = SoftLabelBank(cfg.soft_labels)
+        wanted_teacher = (
+            teacher_id(cfg.teacher, cfg.teacher_checkpoint, cfg.teacher_pretrained) if cfg.teacher else None
+        )
+        bank.check(dataset=spec.name, num_images=len(spec.train), num_classes=spec.num_classes, img_size=img_size,
+                   teacher=wanted_teacher)  # fmt: skip
+        train_set = SoftLabelDataset(spec.train, bank, cfg.crops_per_image, seed=cfg.seed)
+        images_per_step = cfg.batch_size // cfg.crops_per_image
+    sampler = EpochBatchSampler(len(train_set), images_per_step, shuffle=True, drop_last=True, seed=cfg.seed,
                                 rank=dist.rank, world_size=dist.world_size)  # fmt: skip
     test_sampler = EpochBatchSampler(len(test_set), cfg.batch_size, shuffle=False, drop_last=False,
                                      rank=dist.rank, world_size=dist.world_size)  # fmt: skip
@@ -310,6 +337,13 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
         mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
                       num_classes=spec.num_classes)  # fmt: skip
     criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    teacher = None
+    if cfg.teacher and not cfg.soft_labels:
+        teacher_kwargs = dict(img_size=img_size) if cfg.teacher in list_models() else {}
+        teacher_kwargs.update(cfg.teacher_kwargs)
+        teacher = build_teacher(cfg.teacher, spec.num_classes, cfg.teacher_checkpoint, cfg.teacher_pretrained,
+                                **teacher_kwargs).to(device)  # fmt: skip
+    distill = KDLoss(cfg.kd_temperature, cfg.kd_hard_weight) if teacher is not None or cfg.soft_labels else None
 
     # resume ------------------------------------------------------------------------------------
     start_epoch, start_step, num_updates, best, history = 0, 0, 0, -1.0, []
@@ -366,7 +400,10 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
             tic = time.perf_counter()
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress),
                        leave=False, dynamic_ncols=True)  # fmt: skip
-            for step, (images, labels) in enumerate(bar, start=start_step):
+            for step, batch in enumerate(bar, start=start_step):
+                images, labels, soft = (*batch, None)[:3]
+                if soft is not None:  # replayed crops: (B, m, ...) -> (B * m, ...)
+                    images, labels, soft = images.flatten(0, 1), labels.flatten(0, 1), soft.flatten(0, 1).to(device)
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 if cfg.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
@@ -375,7 +412,14 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
                     images, targets = mixup(images, labels)
                 with autocast(device, amp):
                     logits = net(images)
-                    loss = criterion(logits, targets)
+                    if soft is not None:
+                        loss = distill(logits.float(), teacher_probs=soft, labels=labels)
+                    elif teacher is not None:
+                        with torch.no_grad():
+                            teacher_logits = teacher(images)
+                        loss = distill(logits.float(), teacher_logits.float(), labels=targets)
+                    else:
+                        loss = criterion(logits, targets)
 
                 flags = distributed.all_sum(torch.tensor([float(not torch.isfinite(loss)), float(stop.requested)]))
                 if flags[0] > 0:

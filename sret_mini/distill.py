@@ -1,0 +1,122 @@
+"""Knowledge distillation with soft labels only, as the SReT authors train their distilled models.
+
+The authors' README follows MEAL V2: the student learns from the teacher's probabilities alone,
+
+    loss = mean over the batch of  - sum_k softmax(t / T)_k * log_softmax(s / T)_k
+
+with student logits s and teacher logits t both divided by the temperature T, no T^2 factor and
+no hard-label term. `KDLoss` is exactly that; `hard_weight` adds a weighted cross-entropy with the
+true labels, for comparison. The teacher runs in evaluation mode, without gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def soften(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(log p / T): the distribution a teacher with these probabilities gives at temperature T."""
+    if temperature == 1.0:
+        return probs
+    return torch.softmax(probs.clamp_min(1e-12).log() / temperature, dim=-1)
+
+
+class KDLoss(nn.Module):
+    """Soft-label distillation loss (the official one), plus an optional hard-label term.
+
+    Args:
+        temperature: T; student and teacher logits are both divided by it (no T^2 factor).
+        hard_weight: weight of an added cross-entropy with the true labels (0: the official loss).
+
+    `forward(student_logits, teacher_logits=None, *, teacher_probs=None, labels=None)`: give the
+    teacher's logits (online distillation) or its probabilities at temperature 1 (a soft-label bank).
+    Shapes: logits and probabilities (B, C), labels (B,) or soft targets (B, C).
+    """
+
+    def __init__(self, temperature: float = 1.0, hard_weight: float = 0.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}: it must be positive (1.0 is FKD's default)")
+        self.temperature, self.hard_weight = temperature, hard_weight
+
+    def forward(self, student_logits, teacher_logits=None, *, teacher_probs=None, labels=None):
+        if (teacher_logits is None) == (teacher_probs is None):
+            raise ValueError("give exactly one of teacher_logits (online) and teacher_probs (a soft-label bank)")
+        t = self.temperature
+        target = F.softmax(teacher_logits / t, dim=-1) if teacher_logits is not None else soften(teacher_probs, t)
+        loss = -(target * F.log_softmax(student_logits / t, dim=-1)).sum(dim=-1).mean()
+        if self.hard_weight:
+            if labels is None:
+                raise ValueError("hard_weight > 0 needs the true labels")
+            loss = loss + self.hard_weight * F.cross_entropy(student_logits, labels)
+        return loss
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """First 16 hex digits of a file's SHA-256: names a teacher checkpoint in a soft-label bank."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def teacher_id(name: str, checkpoint: str | None = None, pretrained: bool = False) -> str:
+    """A string that says which teacher made a set of soft labels."""
+    if checkpoint:
+        return f"{name}@{file_fingerprint(checkpoint)}"
+    return f"{name}@pretrained" if pretrained else f"{name}@random"
+
+
+def build_teacher(name: str, num_classes: int, checkpoint: str | None = None, pretrained: bool = False,
+                  **kwargs) -> nn.Module:  # fmt: skip
+    """A frozen teacher in evaluation mode: any timm (or SReT) model, from a checkpoint or pretrained.
+
+    Raises ValueError when its classes cannot be the dataset's: a teacher must predict the same
+    classes as the student.
+    """
+    from .registry import create_model
+
+    if not checkpoint and not pretrained:
+        raise ValueError(
+            f"teacher {name!r} has neither a checkpoint nor pretrained weights: a random teacher teaches "
+            "nothing. Train one first (e.g. `sret-mini train --recipe teacher-digits --out runs/teacher`) "
+            "and pass --teacher-checkpoint runs/teacher/best.pt, or use --teacher-pretrained where the "
+            "machine can download weights."
+        )
+    if checkpoint:
+        teacher = create_model(name, num_classes=num_classes, checkpoint_path=checkpoint, **kwargs)
+    else:
+        teacher = create_model(name, pretrained=True, **kwargs)
+        classes = getattr(teacher, "num_classes", None)
+        if classes != num_classes:
+            raise ValueError(
+                f"the pretrained teacher {name!r} predicts {classes} classes and the dataset has {num_classes}: "
+                "fine-tune it on the dataset first and pass --teacher-checkpoint"
+            )
+    teacher.eval().requires_grad_(False)
+    return teacher
+
+
+def offline_teacher(out: str | Path | None = None, model: str = "resnet18", dataset: str = "digits",
+                    epochs: int = 30, progress: bool = False, **overrides) -> Path:  # fmt: skip
+    """A teacher for the offline data, trained unless its checkpoint exists ("load or train").
+
+    No hub model was trained on the digits, so the distillation chapter and benchmark train their own
+    teacher (a timm ResNet-18 by default) with sret_mini's engine, once, into
+    `<data dir>/teachers/<model>-<dataset>/`. Returns the path of its final checkpoint (`last.pt`:
+    the weights after the last epoch; `best.pt` is chosen by test accuracy, which a teacher must not be).
+    """
+    from .data import default_data_dir
+    from .train import TrainConfig, train
+
+    out = Path(out) if out is not None else default_data_dir() / "teachers" / f"{model}-{dataset}"
+    final = out / "last.pt"
+    if not (final.is_file() and torch.load(final, weights_only=True)["epoch"] == epochs):
+        train(TrainConfig(model=model, dataset=dataset, epochs=epochs, out=str(out), progress=progress, **overrides))
+    return final

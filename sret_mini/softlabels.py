@@ -1,0 +1,229 @@
+"""Soft-label banks, as in Fast Knowledge Distillation (FKD; Shen and Xing, ECCV 2022).
+
+Online distillation runs the teacher on every training batch. FKD runs it once: for each training
+image it draws K random crops (box and horizontal flip, as RandomResizedCrop would), asks the
+teacher for its probabilities on each crop, and stores them compactly. Training then replays stored
+crops: it rebuilds each crop from its box and flip and uses the stored soft label, with no teacher
+forward pass at all.
+
+Storage per crop: the box in pixels of the original image (int16 top, left, height, width), the
+flip flag, and the top-k probabilities (int16 class, float16 probability). The rest of the
+probability mass is spread evenly over the other classes when a label is replayed (FKD's
+"marginal smoothing"); with k = number of classes the bank is exact. One safetensors file per
+dataset, read lazily (memory-mapped) so that a bank larger than memory works too.
+
+    sret-mini softlabels --teacher resnet18 --teacher-checkpoint runs/teacher/best.pt --out bank.safetensors
+    sret-mini train --soft-labels bank.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as TF
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode, RandomResizedCrop
+from tqdm.auto import tqdm
+
+from .data.transforms import sample_seed, seeded_rng
+
+FORMAT = "sret_mini.softlabels/1"
+
+
+def crop_image(image, box, flip: bool, img_size: int, mean, std) -> torch.Tensor:
+    """The normalised (3, img_size, img_size) tensor of one crop: the teacher's view and the replay's."""
+    top, left, height, width = (int(v) for v in box)
+    view = TF.resized_crop(image, top, left, height, width, [img_size, img_size], InterpolationMode.BICUBIC)
+    if flip:
+        view = TF.hflip(view)
+    return TF.normalize(TF.to_tensor(view), mean, std)
+
+
+def sample_boxes(image, crops: int, scale, ratio, hflip: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`crops` RandomResizedCrop boxes (top, left, height, width) and flip flags for one image."""
+    with seeded_rng(seed):
+        boxes = torch.tensor([RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(crops)])
+        flips = torch.rand(crops) < hflip
+    return boxes.to(torch.int16), flips.to(torch.uint8)
+
+
+def expand(indices: torch.Tensor, probs: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Full distributions (..., C) from stored top-k (indices, probabilities): the rest spread evenly."""
+    k = indices.shape[-1]
+    probs = probs.float()
+    rest = (1 - probs.sum(-1, keepdim=True)).clamp_min(0) / max(num_classes - k, 1)
+    full = rest.expand(*probs.shape[:-1], num_classes).clone()
+    return full.scatter_(-1, indices.long(), probs)
+
+
+@torch.no_grad()
+def make_bank(teacher, dataset, path, *, dataset_name: str, teacher_name: str, num_classes: int, img_size: int,
+              mean, std, crops: int = 10, topk: int = 5, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), hflip: float = 0.5,
+              seed: int = 0, batch_size: int = 256, device="cpu", progress: bool = True) -> Path:  # fmt: skip
+    """Run `teacher` once over `crops` random crops of every image of `dataset` and save the bank.
+
+    `dataset` yields (PIL image, label). `teacher_name` identifies the teacher (see
+    `sret_mini.distill.teacher_id`); a bank is refused later by a run with another teacher.
+    """
+    topk = min(topk, num_classes)
+    n = len(dataset)
+    boxes = torch.zeros(n, crops, 4, dtype=torch.int16)
+    flips = torch.zeros(n, crops, dtype=torch.uint8)
+    top_i = torch.zeros(n, crops, topk, dtype=torch.int16)
+    top_p = torch.zeros(n, crops, topk, dtype=torch.float16)
+    teacher.eval()
+    pending = []  # (image index, crop tensors)
+
+    def flush():
+        views = torch.cat([v for _, v in pending]).to(device)
+        probs = torch.softmax(teacher(views).float(), dim=-1).cpu()
+        values, indices = probs.topk(topk, dim=-1)
+        for j, (i, _) in enumerate(pending):
+            top_p[i], top_i[i] = (
+                values[j * crops : (j + 1) * crops].half(),
+                indices[j * crops : (j + 1) * crops].short(),
+            )
+        pending.clear()
+
+    for i in tqdm(range(n), desc="soft labels", disable=not progress, leave=False):
+        image = dataset[i][0]
+        boxes[i], flips[i] = sample_boxes(image, crops, scale, ratio, hflip, sample_seed(seed, 0, i))
+        views = torch.stack([crop_image(image, b, bool(f), img_size, mean, std) for b, f in zip(boxes[i], flips[i])])
+        pending.append((i, views))
+        if len(pending) * crops >= batch_size:
+            flush()
+    if pending:
+        flush()
+
+    info = dict(format=FORMAT, dataset=dataset_name, num_images=n, num_classes=num_classes, img_size=img_size,
+                teacher=teacher_name, crops=crops, topk=topk, scale=list(scale), ratio=list(ratio), hflip=hflip,
+                mean=list(mean), std=list(std), seed=seed,
+                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(dict(boxes=boxes, flips=flips, indices=top_i, probs=top_p), tmp,
+                  metadata={"info": json.dumps(info)})  # fmt: skip
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class SoftLabelBank:
+    """A bank file, read lazily: `info` (what it was made for) and the crops of image i."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no soft-label bank at {self.path}: make one with `sret-mini softlabels`")
+        with safe_open(str(self.path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "info" not in meta or json.loads(meta["info"]).get("format") != FORMAT:
+            raise ValueError(f"{self.path} is not a sret_mini soft-label bank ({FORMAT})")
+        self.info = json.loads(meta["info"])
+        self._file = None
+
+    def __getstate__(self):  # DataLoader workers reopen the file themselves
+        return {**self.__dict__, "_file": None}
+
+    def crops(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(boxes (K, 4), flips (K,), top-k indices (K, k), top-k probabilities (K, k)) of image i."""
+        if self._file is None:
+            self._file = safe_open(str(self.path), framework="pt")
+        return tuple(self._file.get_slice(name)[i] for name in ("boxes", "flips", "indices", "probs"))
+
+    def nbytes(self) -> int:
+        return self.path.stat().st_size
+
+    def check(self, **expected) -> None:
+        """Raise ValueError naming every field where the bank differs from what the run needs."""
+        wrong = {k: (self.info.get(k), v) for k, v in expected.items() if v is not None and self.info.get(k) != v}
+        if wrong:
+            details = "; ".join(f"{k}: bank {b!r}, run {r!r}" for k, (b, r) in wrong.items())
+            raise ValueError(
+                f"the soft-label bank {self.path} was made for another setting ({details}). Make a bank for "
+                "this run with `sret-mini softlabels` (same dataset, image size and teacher), or change the run."
+            )
+
+
+class SoftLabelDataset(Dataset):
+    """Replays a bank: item `epoch * n + i` is `per_image` stored crops of image i with their soft labels.
+
+    Returns (crops (m, 3, H, W), labels (m,), soft labels (m, C)); which m of the K stored crops are
+    used is a function of (seed, epoch, i), so a run replays the same way after a resume.
+    """
+
+    def __init__(self, base: Dataset, bank: SoftLabelBank, per_image: int = 4, seed: int = 0):
+        if per_image > bank.info["crops"]:
+            raise ValueError(f"per_image={per_image} but the bank stores {bank.info['crops']} crops per image")
+        self.base, self.bank, self.per_image, self.seed = base, bank, per_image, seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: int):
+        epoch, i = divmod(int(key), len(self.base))
+        image, label = self.base[i]
+        boxes, flips, indices, probs = self.bank.crops(i)
+        g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, i))
+        chosen = torch.randperm(len(boxes), generator=g)[: self.per_image]
+        info = self.bank.info
+        views = torch.stack([crop_image(image, boxes[c], bool(flips[c]), info["img_size"], info["mean"], info["std"])
+                             for c in chosen.tolist()])  # fmt: skip
+        soft = expand(indices[chosen], probs[chosen], info["num_classes"])
+        return views, torch.full((self.per_image,), label), soft
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """`sret-mini softlabels`: run a teacher once over random crops of a dataset and store a bank."""
+    from .data import load_dataset
+    from .distill import build_teacher, teacher_id
+    from .distributed import pick_device
+
+    parser = argparse.ArgumentParser(prog="sret-mini softlabels", description=main.__doc__)
+    parser.add_argument("--teacher", required=True, help="model name (timm or sret_mini)")
+    parser.add_argument("--teacher-checkpoint", help="the teacher's weights (e.g. runs/teacher/best.pt)")
+    parser.add_argument("--teacher-pretrained", action="store_true", help="timm's pretrained weights (needs network)")
+    parser.add_argument("--teacher-kwargs", type=json.loads, default={}, metavar="JSON")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset-options", type=json.loads, default={}, metavar="JSON")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--img-size", type=int)
+    parser.add_argument("--crops", type=int, default=10, help="random crops per image (FKD's ImageNet setting: 500)")
+    parser.add_argument("--topk", type=int, default=5, help="probabilities kept per crop (the rest spread evenly)")
+    parser.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+    parser.add_argument("--hflip", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", required=True, help="the bank file (.safetensors)")
+    args = parser.parse_args(argv)
+
+    spec = load_dataset(args.dataset, root=args.data_dir, img_size=args.img_size, **args.dataset_options)
+    device = pick_device(args.device)
+    teacher = build_teacher(args.teacher, spec.num_classes, args.teacher_checkpoint, args.teacher_pretrained,
+                            **args.teacher_kwargs).to(device)  # fmt: skip
+    scale = tuple(args.crop_scale) if args.crop_scale else spec.augment.get("scale", (0.08, 1.0))
+    hflip = args.hflip if args.hflip is not None else spec.augment.get("hflip", 0.5)
+    path = make_bank(
+        teacher, spec.train, args.out, dataset_name=spec.name, num_classes=spec.num_classes, img_size=spec.img_size,
+        teacher_name=teacher_id(args.teacher, args.teacher_checkpoint, args.teacher_pretrained), mean=spec.mean,
+        std=spec.std, crops=args.crops, topk=args.topk, scale=scale, ratio=spec.augment.get("ratio", (3 / 4, 4 / 3)),
+        hflip=hflip, seed=args.seed, batch_size=args.batch_size, device=device,
+    )  # fmt: skip
+    bank = SoftLabelBank(path)
+    print(f"{path}: {bank.info['num_images']} images x {bank.info['crops']} crops, top-{bank.info['topk']}, "
+          f"{bank.nbytes() / bank.info['num_images']:.0f} bytes per image")  # fmt: skip
+    return path
