@@ -66,7 +66,8 @@ class NLL(nn.Module):
 class RecursiveStage(nn.Module):
     """One stage: optional pooling, then `unique_blocks` shared blocks each applied `loops` times.
 
-    Application i (0-based) uses shared block i // loops, followed by NLL i:
+    Application i (0-based) uses shared block i // loops, followed by NLL i (NLL i // nll_share when
+    `nll_share` consecutive applications share one):
 
         block 0, NLL 0, block 0, NLL 1, block 1, NLL 2, block 1, NLL 3, ...   (loops = 2)
 
@@ -92,9 +93,10 @@ class RecursiveStage(nn.Module):
         seed: int = 0,
         nll: bool = True,
         learnable_residuals: bool = True,
+        nll_share: int = 1,
     ):
         super().__init__()
-        self.loops = loops
+        self.loops, self.nll_share = loops, nll_share
         self.groups_first, self.groups_recursive = groups_first, groups_recursive
         self.drop_path_rates = list(drop_path_rates)
         self.shuffle, self.seed = shuffle, seed
@@ -106,8 +108,9 @@ class RecursiveStage(nn.Module):
         # nll=False is naive recursion: the block's output goes straight into its next application
         self.nlls = nn.ModuleList(
             NLL(dim, nll_mlp_ratio, drop, learnable_residuals) if nll else nn.Identity()
-            for _ in range(unique_blocks * loops)
+            for _ in range(unique_blocks * loops // nll_share)
         )
+        self.num_applications = unique_blocks * loops
 
     def groups(self, i: int) -> int:
         """Attention groups of application i: G1 on a block's first pass, G2 on its later passes."""
@@ -127,8 +130,9 @@ class RecursiveStage(nn.Module):
         x = self.downsample(x)  # (B, C, H, W)
         h, w = x.shape[-2:]
         x = rearrange(x, "b c h w -> b (h w) c")
-        for i, nll in enumerate(self.nlls):
+        for i in range(self.num_applications):
             block, groups, perm = self.application(i, x.shape[1], x.device)
+            nll = self.nlls[i // self.nll_share]
             args = (x, block, nll, groups, perm, self.drop_path_rates[i])
             if self.grad_checkpointing and torch.is_grad_enabled():
                 # the permutation is drawn outside, and checkpoint replays the RNG state for drop

@@ -73,6 +73,8 @@ class SReTConfig:
             "none": no permutation (recursive groups are contiguous slices too).
         shuffle_seed: seed of the fixed evaluation permutations of the "train" policy.
         nll: a non-shared NLL after every block application (False: naive recursion).
+        nll_share: consecutive applications of a block that share one NLL (1 in every release; the
+            1000-layer model uses 10 to keep its parameters within the paper's 13-15M).
         lrc: learnable residual coefficients (False: plain residuals x + f(x)).
     """
 
@@ -96,6 +98,7 @@ class SReTConfig:
     shuffle_seed: int = 0
     nll: bool = True
     lrc: bool = True
+    nll_share: int = 1
 
     def __post_init__(self):
         # accept lists (from JSON or a CSV) and ints, store tuples so the config stays hashable
@@ -178,6 +181,11 @@ class SReTConfig:
                     f"stage {s + 1}: width {c} must be a multiple of the previous stage's width "
                     f"{self.dims[s - 1]} (the pooling between stages is a depthwise convolution)"
                 )
+        if self.nll_share < 1 or any(loops % self.nll_share for loops in self.loops):
+            raise ValueError(
+                f"nll_share={self.nll_share} must be >= 1 and divide the loops {self.loops}: an NLL is shared by "
+                "consecutive applications of the same block"
+            )
         if self.dims[0] % 2:
             raise ValueError(
                 f"dims[0]={self.dims[0]} must be even: the stem's first convolution has dims[0] / 2 channels"

@@ -154,7 +154,9 @@ def from_official(state_dict: dict, loops: int | tuple[int, ...] | None = None) 
 def to_official(state_dict: dict) -> dict:
     """Convert our state dict to the official layout (each shared block listed once per loop).
 
-    The repeated entries are the same tensor objects, as in the authors' files.
+    The repeated entries are the same tensor objects, as in the authors' files. The layout has one
+    NLL per application: a model made with nll_share > 1 (sret_deep1000) has no official form, and
+    its state dict cannot tell this function so.
     """
     state_dict = strip_wrapper_prefixes(dict(state_dict))
     blocks, nlls, out = defaultdict(dict), defaultdict(dict), {}

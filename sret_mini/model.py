@@ -78,6 +78,7 @@ class SReT(nn.Module):
                     seed=cfg.shuffle_seed * 1_000_003 + 1000 * s,
                     nll=cfg.nll,
                     learnable_residuals=cfg.lrc,
+                    nll_share=cfg.nll_share,
                 )
                 for s in range(cfg.num_stages)
             )
@@ -217,7 +218,7 @@ class SReT(nn.Module):
     def block_applications(self):
         """Yield (stage, application, shared block index, groups) for every block application."""
         for s, stage in enumerate(self.stages):
-            for i in range(len(stage.nlls)):
+            for i in range(stage.num_applications):
                 yield s, i, i // stage.loops, stage.groups(i)
 
 

@@ -46,6 +46,14 @@ VARIANTS: dict[str, SReTConfig] = {
     # No recursion at (nearly) equal parameters: the same 10 shared blocks applied once each. Its 10
     # NLLs get twice the hidden width, so they hold as many weights as the 20 NLLs of sret_t_cifar.
     "sret_t_cifar_norec": _T.updated(loops=1, nll_mlp_ratio=2.0, stem_stride=2, img_size=32, num_classes=10),
+    # Extreme depth (this project's design: the abstract reports 100- and 1000-layer SReTs of 13-15M
+    # parameters, not how they are built). 10 shared blocks at widths 96/192/384, NLLs of half width;
+    # sret_deep1000 applies every block 100 times and lets 10 consecutive applications share an NLL,
+    # so it has exactly the parameters of sret_deep100 (one NLL per application would need ~4x more).
+    "sret_deep100": _T.updated(dims=(96, 192, 384), heads=(3, 6, 12), mlp_ratio=4.0, loops=10, nll_mlp_ratio=0.5),
+    "sret_deep1000": _T.updated(
+        dims=(96, 192, 384), heads=(3, 6, 12), mlp_ratio=4.0, loops=100, nll_mlp_ratio=0.5, nll_share=10
+    ),
     # a 0.4M-parameter SReT for laptop-CPU experiments (half width, 4 shared blocks, 8 applications)
     "sret_nano": _T.updated(
         dims=(32, 64, 128),
@@ -116,6 +124,8 @@ default_cfgs = generate_default_cfgs({
     "sret_t_cifar_noslice": _small_cfg(32),
     "sret_t_cifar_norec": _small_cfg(32),
     "sret_nano": _small_cfg(16),
+    "sret_deep100": _base_cfg(224, 1000, notes=("no pretrained weights: this project's 100-layer SReT",)),
+    "sret_deep1000": _base_cfg(224, 1000, notes=("no pretrained weights: this project's 1000-layer SReT",)),
 })  # fmt: skip
 
 
@@ -225,6 +235,18 @@ def sret_t_cifar_noslice(pretrained: bool = False, **kwargs) -> SReT:
 def sret_t_cifar_norec(pretrained: bool = False, **kwargs) -> SReT:
     """`sret_t_cifar` without recursion: every block applied once, NLLs twice as wide (equal parameters)."""
     return _create("sret_t_cifar_norec", pretrained, **kwargs)
+
+
+@register_model
+def sret_deep100(pretrained: bool = False, **kwargs) -> SReT:
+    """100 virtual layers (10 shared blocks x 10 loops) in 14.9M parameters."""
+    return _create("sret_deep100", pretrained, **kwargs)
+
+
+@register_model
+def sret_deep1000(pretrained: bool = False, **kwargs) -> SReT:
+    """1000 virtual layers (10 shared blocks x 100 loops, NLLs shared by 10 applications) in 14.9M parameters."""
+    return _create("sret_deep1000", pretrained, **kwargs)
 
 
 @register_model

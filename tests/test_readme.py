@@ -20,7 +20,7 @@ def test_readme_examples_run_in_order_and_print_what_they_say(capsys):
         exec(compile(block, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "torch.Size([2, 10])" in out
-    assert "'sret_s_noslice_512', 'sret_t_cifar'" in out and "'sret_nano']" in out
+    assert "'sret_s_noslice_512', 'sret_t_cifar'" in out and "'sret_deep1000', 'sret_nano']" in out
 
 
 @pytest.mark.parametrize("command", ["make book", "make test"])

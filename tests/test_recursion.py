@@ -89,3 +89,27 @@ def test_naive_recursion_has_no_nlls_and_plain_residuals_have_no_coefficients():
 def test_models_without_nlls_cannot_be_written_in_the_official_layout():
     with pytest.raises(ValueError, match="only models made with nll=True"):
         sret_mini.to_official(sret_mini.create_model("sret_nano", nll=False).state_dict())
+
+
+def test_the_deep_models_have_100_and_1000_layers_within_13_to_15_million_parameters():
+    for name, layers in (("sret_deep100", 100), ("sret_deep1000", 1000)):
+        model = sret_mini.create_model(name)
+        assert sum(1 for _ in model.block_applications()) == layers
+        assert 13e6 <= sret_mini.count_params(model) <= 15e6
+
+
+def test_shared_nlls_serve_consecutive_applications_of_one_block():
+    model = sret_mini.create_model("sret_nano", loops=4, nll_share=2, num_classes=3)
+    stage = model.stages[1]  # 2 shared blocks x 4 loops = 8 applications, 4 NLLs
+    assert stage.num_applications == 8 and len(stage.nlls) == 4
+    order = []
+    hooks = [nll.register_forward_hook(lambda m, i, o, k=k: order.append(k)) for k, nll in enumerate(stage.nlls)]
+    model(torch.randn(1, 3, 16, 16))
+    assert order == [0, 0, 1, 1, 2, 2, 3, 3]
+    for h in hooks:
+        h.remove()
+
+
+def test_nll_sharing_must_divide_the_loops():
+    with pytest.raises(ValueError, match=r"nll_share=3 must be >= 1 and divide the loops"):
+        sret_mini.create_model("sret_nano", nll_share=3)
