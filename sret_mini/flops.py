@@ -39,7 +39,9 @@ def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) 
     shape = _input_size(model, img_size)
     twin = copy.deepcopy(model).to("meta").eval()
     x = torch.empty(1, *shape, device="meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    # no torch.no_grad(): on the meta device autograd costs nothing, and torch's module tracker
+    # (inside FlopCounterMode) fails under no_grad for models such as timm's PiT
+    with FlopCounterMode(display=False) as counter:
         twin(x)
     return counter.get_total_flops() // 2
 
