@@ -34,10 +34,17 @@ def _input_size(model: nn.Module, img_size) -> tuple[int, int, int]:
     return (in_chans, *to_2tuple(img_size))
 
 
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    meta = t.detach().to("meta")
+    return nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
+
+
 def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
     """Multiply-accumulates of one forward pass of one image (default: the model's own input size)."""
     shape = _input_size(model, img_size)
-    twin = copy.deepcopy(model).to("meta").eval()
+    # a copy whose weights are meta tensors: shapes without data, so nothing is copied
+    memo = {id(t): _meta(t) for t in (*model.parameters(), *model.buffers())}
+    twin = copy.deepcopy(model, memo).eval()
     x = torch.empty(1, *shape, device="meta")
     # no torch.no_grad(): on the meta device autograd costs nothing, and torch's module tracker
     # (inside FlopCounterMode) fails under no_grad for models such as timm's PiT

@@ -58,7 +58,7 @@ class SReT(nn.Module):
 
         # stochastic depth grows linearly with the position of the application in the network
         # (the official code indexes it by shared block instead, see sret_facts.md, quirk 7)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depth)).split(list(cfg.depth))
+        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depth), device="cpu").split(list(cfg.depth))
         self.stages = nn.Sequential(
             *(
                 RecursiveStage(

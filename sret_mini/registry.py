@@ -45,6 +45,8 @@ VARIANTS: dict[str, SReTConfig] = {
     "sret_t_cifar_noslice": _T.updated(**_NO_SLICE, stem_stride=2, img_size=32, num_classes=10),
     # No recursion at (nearly) equal parameters: the same 10 shared blocks applied once each. Its 10
     # NLLs get twice the hidden width, so they hold as many weights as the 20 NLLs of sret_t_cifar.
+    # It keeps the first-pass slicing (8, 4, 1) and has no second pass to mix the slices: compare
+    # recursion alone against sret_t_cifar_noslice with groups_first=(1, 1, 1) on both.
     "sret_t_cifar_norec": _T.updated(loops=1, nll_mlp_ratio=2.0, stem_stride=2, img_size=32, num_classes=10),
     # Extreme depth (this project's design: the abstract reports 100- and 1000-layer SReTs of 13-15M
     # parameters, not how they are built). 10 shared blocks at widths 96/192/384, NLLs of half width;

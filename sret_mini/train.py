@@ -471,7 +471,7 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
             totals = distributed.all_sum(torch.tensor([partial["loss"], partial["correct"], partial["seen"]],
                                                       dtype=torch.float64))  # fmt: skip
             record = dict(
-                epoch=epoch + 1, train_loss=totals[0].item() / totals[2].item(),
+                epoch=epoch + 1, step=num_updates, train_loss=totals[0].item() / totals[2].item(),
                 train_top1=100 * totals[1].item() / totals[2].item(), test_loss=stats["loss"],
                 test_top1=stats["top1"], test_top5=stats["top5"], lr=optimizer.param_groups[0]["lr"],
                 images_per_s=totals[2].item() / train_seconds, seconds=time.perf_counter() - tic,

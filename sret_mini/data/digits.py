@@ -8,6 +8,8 @@ SReT model reads them unchanged. The train/test split is fixed: stratified 80/20
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
@@ -16,6 +18,7 @@ TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
+@functools.lru_cache(maxsize=1)
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train images, train labels, test images, test labels); images uint8 (N, 8, 8) in 0..255."""
     from sklearn.datasets import load_digits
