@@ -75,7 +75,7 @@ class SReT(nn.Module):
                     drop=cfg.drop_rate,
                     attn_drop=cfg.attn_drop_rate,
                     shuffle=cfg.shuffle,
-                    seed=cfg.shuffle_seed * 1_000_003 + 1000 * s,
+                    seed=_stage_seed(cfg.shuffle_seed, s),
                     nll=cfg.nll,
                     learnable_residuals=cfg.lrc,
                     nll_share=cfg.nll_share,
@@ -208,18 +208,28 @@ class SReT(nn.Module):
 
     # ---------------------------------------------------------------------------------------
     # SReT-specific
-    def set_shuffle(self, policy: str) -> None:
-        """Change the token-permutation policy of the recursive applications ("train", "random", "none")."""
+    def set_shuffle(self, policy: str, seed: int | None = None) -> None:
+        """Change the token-permutation policy of the recursive applications ("train", "random", "none").
+
+        `seed` also changes the fixed evaluation permutations of the "train" policy (`shuffle_seed`).
+        """
         if policy not in SHUFFLE_POLICIES:
             raise ValueError(f"shuffle={policy!r}: choose one of {SHUFFLE_POLICIES}")
-        for stage in self.stages:
+        for s, stage in enumerate(self.stages):
             stage.shuffle = policy
+            if seed is not None:
+                stage.seed = _stage_seed(seed, s)
 
     def block_applications(self):
         """Yield (stage, application, shared block index, groups) for every block application."""
         for s, stage in enumerate(self.stages):
             for i in range(stage.num_applications):
                 yield s, i, i // stage.loops, stage.groups(i)
+
+
+def _stage_seed(shuffle_seed: int, stage: int) -> int:
+    """Seed of a stage's fixed evaluation permutations (application i adds i)."""
+    return shuffle_seed * 1_000_003 + 1000 * stage
 
 
 def _adapt_state_dict_hook(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):

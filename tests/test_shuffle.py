@@ -64,3 +64,13 @@ def test_set_shuffle_switches_the_policy(x):
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="choose one of"):
         model.set_shuffle("sometimes")
+
+
+def test_set_shuffle_can_change_the_fixed_evaluation_permutations(x):
+    model = sret_mini.create_model("sret_t", num_classes=5, img_size=64).eval()
+    reference = sret_mini.create_model("sret_t", num_classes=5, img_size=64, shuffle_seed=7).eval()
+    reference.load_state_dict(model.state_dict())
+    before = predictions(model, x, 1)[0]
+    model.set_shuffle("train", seed=7)
+    after = predictions(model, x, 1)[0]
+    assert not torch.equal(before, after) and torch.equal(after, predictions(reference, x, 1)[0])

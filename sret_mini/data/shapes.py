@@ -52,10 +52,11 @@ def render(img_size: int, top: str, bottom: str, rng: np.random.Generator) -> Im
     background = tuple(int(v) for v in rng.integers(0, 40, 3))
     image = Image.new("RGB", (s, s), background)
     draw = ImageDraw.Draw(image)
-    # Objects stay a quarter of the image away from the midline (8 px at 32 px). The conv stem
-    # gives a token a 15-pixel receptive field: with stride 4 token row t sees pixel rows
-    # 4t-7 .. 4t+7, so the first token row below the midline (t = 4) sees rows 9..23 and the last
-    # one above it rows 5..19. With the gap, no token's field reaches into the other object's band.
+    # Objects stay a quarter of the image away from the midline (8 px at 32 px). The laboratory's
+    # stride-8 stem gives token row k a field of pixel rows 8k-7 .. 8k+7: at 32 px the first row
+    # below the midline (k = 2) sees rows 9..23 and the last one above it (k = 1) rows 1..15, so no
+    # token reaches into the other object's band (rows below 8 / from 24). A stride-4 stem would
+    # not do: its row k = 4 sees rows 9..23 too, but row 3 sees 5..19, and the bands are closer.
     border, gap = s / 32, s / 4
     for colour, (y0, y1) in ((top, (border, s / 2 - gap)), (bottom, (s / 2 + gap, s - border))):
         r = rng.uniform(s / 14, s / 9.5)
