@@ -4,7 +4,7 @@
 
 Measures, for the same student (sret_nano) and teacher (a timm ResNet-18 trained on the digits by
 `sret_mini.distill.offline_teacher`, once):
-  * time per epoch of online distillation (a teacher forward pass every step) and of replaying a
+  * time per epoch (training only, median over epochs and seeds) of online distillation (a teacher forward pass every step) and of replaying a
     bank (no teacher), both at one crop per image so an epoch is the same number of samples;
   * bytes per image of a bank with the full distribution (top-10 of 10 classes) and with top-3;
   * test top-1 of students trained with hard labels, online distillation, the full bank and the
@@ -63,10 +63,11 @@ def main() -> None:
     for name, extra in methods.items():
         runs = [train(TrainConfig(**student, **extra, seed=seed)).history for seed in range(args.seeds)]
         top1 = [h[-1]["test_top1"] for h in runs]
-        epoch_s = [len(spec.train) / statistics.mean(e["images_per_s"] for e in h) for h in runs]
+        # median over epochs and seeds: the first epoch and other jobs on a shared machine inflate some
+        epoch_s = [len(spec.train) / e["images_per_s"] for h in runs for e in h]
         results.append(dict(method=name, top1_mean=statistics.mean(top1),
                             top1_std=statistics.stdev(top1) if len(top1) > 1 else 0.0, top1=top1,
-                            train_seconds_per_epoch=statistics.mean(epoch_s)))  # fmt: skip
+                            train_seconds_per_epoch=statistics.median(epoch_s), epoch_seconds=epoch_s))  # fmt: skip
         print(f"{name:28s} top-1 {results[-1]['top1_mean']:6.2f} ± {results[-1]['top1_std']:.2f}  "
               f"{results[-1]['train_seconds_per_epoch']:.2f} s/epoch (training)")  # fmt: skip
     for topk, size in bank_bytes.items():

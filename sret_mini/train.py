@@ -83,6 +83,7 @@ class TrainConfig:
     crop_scale: tuple[float, float] | None = None
     hflip: float | None = None
     auto_augment: str | None = None  # e.g. "rand-m9-mstd0.5-inc1" (RandAugment)
+    color_jitter: float = 0.0  # brightness/contrast/saturation strength (timm drops it under RandAugment)
     re_prob: float = 0.0  # random erasing
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -285,7 +286,8 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
                         **cfg.dataset_options)  # fmt: skip
     img_size = cfg.img_size or spec.img_size
     train_tf = spec.transform(True, img_size, augment=cfg.augment, scale=cfg.crop_scale, hflip=cfg.hflip,
-                              auto_augment=cfg.auto_augment, re_prob=cfg.re_prob or None)  # fmt: skip
+                              auto_augment=cfg.auto_augment, color_jitter=cfg.color_jitter,
+                              re_prob=cfg.re_prob or None)  # fmt: skip
     augmenting = cfg.augment if cfg.augment is not None else spec.augment.get("augment", True)
     train_set = EpochSeededDataset(spec.train, train_tf, seed=cfg.seed, random=augmenting)
     test_set = EpochSeededDataset(spec.test, spec.transform(False, img_size), random=False)

@@ -28,6 +28,7 @@ def build_transform(
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     auto_augment: str | None = None,
+    color_jitter: float = 0.0,
     re_prob: float = 0.0,
     crop_pct: float = 1.0,
     interpolation: str = "bicubic",
@@ -35,13 +36,15 @@ def build_transform(
     """timm's training or evaluation transform: PIL image -> normalised (3, img_size, img_size) tensor.
 
     Training: RandomResizedCrop(scale, ratio), horizontal flip with probability `hflip`, RandAugment
-    (`auto_augment`, e.g. "rand-m9-mstd0.5-inc1"), random erasing with probability `re_prob`.
+    (`auto_augment`, e.g. "rand-m9-mstd0.5-inc1"), colour jitter of strength `color_jitter` (0: none;
+    timm's own default would be 0.4, and timm drops it when RandAugment is on), random erasing with
+    probability `re_prob`.
     `augment=False` trains on the evaluation view. Evaluation: resize to img_size / crop_pct, centre crop.
     """
     if train and augment:
         return create_transform(
             img_size, is_training=True, scale=scale, ratio=ratio, hflip=hflip, vflip=0.0,
-            auto_augment=auto_augment, re_prob=re_prob, re_mode="pixel", re_count=1,
+            auto_augment=auto_augment, color_jitter=color_jitter or None, re_prob=re_prob, re_mode="pixel", re_count=1,
             interpolation=interpolation, mean=mean, std=std,
         )  # fmt: skip
     return create_transform(
