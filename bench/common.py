@@ -60,3 +60,39 @@ def timed(fn, steps: int, warmup: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / steps
+
+
+def peak_rss_since_reset() -> int:
+    """Peak resident memory (bytes) of this process since `reset_peak_rss()` (Linux)."""
+    text = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("VmHWM:"))) * 1024
+
+
+def current_rss() -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("VmRSS:"))) * 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (writing 5 to /proc/self/clear_refs resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def run_isolated(script: Path, spec: dict, timeout: int = 1800, track_memory: bool = True) -> dict:
+    """Run `script --one JSON` in a fresh Python process and return the JSON it prints last.
+
+    A fresh process measures its own peak memory. With `track_memory` (for CPU memory figures),
+    MALLOC_MMAP_THRESHOLD_ makes glibc return every freed tensor above 64 KiB to the system, so
+    resident memory follows live tensors; the page faults this costs slow the process down, so
+    CPU timings come from a process without it.
+    """
+    import subprocess
+
+    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    if track_memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    done = subprocess.run([sys.executable, str(script), "--one", json.dumps(spec)], capture_output=True, text=True,
+                          env=env, timeout=timeout)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"measurement {spec} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
