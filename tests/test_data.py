@@ -180,3 +180,32 @@ def test_batches_depend_on_the_epoch_and_resume_mid_epoch():
 def test_the_global_batch_must_split_evenly_over_processes():
     with pytest.raises(ValueError, match="divisible by the number of processes 3"):
         EpochBatchSampler(100, 8, shuffle=True, drop_last=True, world_size=3)
+
+
+def test_randaugment_posterize_to_zero_bits_gives_a_black_image_instead_of_an_error():
+    # "inc1" maps magnitude 10 to a posterize keeping 0 bits, which Pillow 13 refuses: the recipes'
+    # "rand-m9-mstd0.5-inc1" draws it (about one image in a few hundred), and a run must not stop there
+    from PIL import Image
+
+    from sret_mini.data.transforms import build_transform
+
+    transform = build_transform(16, True, (0.5,) * 3, (0.5,) * 3, auto_augment="rand-m10-mstd0-inc1")
+    ops = [op for step in transform.transforms for op in getattr(step, "ops", ())]
+    (posterize,) = [op for op in ops if op.name == "PosterizeIncreasing"]
+    posterize.prob = 1.0
+    image = Image.fromarray(np.random.default_rng(0).integers(1, 256, (8, 8, 3), dtype=np.uint8))
+    assert np.asarray(posterize(image)).max() == 0
+    assert np.asarray(posterize(image)).shape == (8, 8, 3)
+
+
+def test_the_recipes_randaugment_uses_the_safe_posterize():
+    from sret_mini.data import transforms
+    from sret_mini.train import RECIPES
+
+    for name in ("cifar", "imagenet"):
+        transform = transforms.build_transform(
+            32, True, (0.5,) * 3, (0.5,) * 3, auto_augment=RECIPES[name]["auto_augment"]
+        )
+        ops = [op for step in transform.transforms for op in getattr(step, "ops", ())]
+        posterizes = [op for op in ops if op.name.startswith("Posterize")]
+        assert posterizes and all(op.aug_fn is transforms.posterize for op in posterizes)

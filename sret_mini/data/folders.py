@@ -15,7 +15,8 @@ from torchvision.datasets import ImageFolder, Imagenette
 from .download import DatasetUnavailable, fetch_or_explain, missing
 
 IMAGENETTE_SIZES = {"160px": "fast.ai's 160 px archive", "320px": "fast.ai's 320 px archive"}
-IMAGENET100_LIST = Path(__file__).resolve().parents[2] / "data" / "imagenet100_classes.txt"
+# shipped inside the package (package data), so that a pip-installed sret_mini has it too
+IMAGENET100_LIST = Path(__file__).resolve().parent / "imagenet100_classes.txt"
 
 
 def imagenette_splits(root: Path, size: str = "160px", download: bool = True):

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from PIL import Image
+from timm.data import auto_augment as timm_augment
 from timm.data import create_transform
 from torch.utils.data import Dataset
 
@@ -42,14 +44,31 @@ def build_transform(
     `augment=False` trains on the evaluation view. Evaluation: resize to img_size / crop_pct, centre crop.
     """
     if train and augment:
-        return create_transform(
+        transform = create_transform(
             img_size, is_training=True, scale=scale, ratio=ratio, hflip=hflip, vflip=0.0,
             auto_augment=auto_augment, color_jitter=color_jitter or None, re_prob=re_prob, re_mode="pixel", re_count=1,
             interpolation=interpolation, mean=mean, std=std,
         )  # fmt: skip
+        for step in transform.transforms:
+            for op in getattr(step, "ops", ()):  # RandAugment / AutoAugment operations
+                if op.aug_fn is timm_augment.posterize:
+                    op.aug_fn = posterize
+        return transform
     return create_transform(
         img_size, is_training=False, crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std
     )
+
+
+def posterize(img: Image.Image, bits_to_keep: int, **kwargs) -> Image.Image:
+    """timm's posterize, where keeping 0 bits gives a black image instead of an error.
+
+    RandAugment's "inc1" policies map magnitude 10 (the clipped top of "m9-mstd0.5", about one
+    draw in 40) to a posterize keeping 0 bits. Pillow before 13 returned a black image; Pillow 13 raises
+    ValueError, which would stop a training run at a random step. This keeps the old result.
+    """
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return timm_augment.posterize(img, bits_to_keep, **kwargs)
 
 
 @contextmanager
