@@ -176,3 +176,15 @@ def test_train_takes_a_ready_made_model_and_calls_the_epoch_hook():
     result = train(TrainConfig(**{**QUICK, "epochs": 4}, model="branched vit"), model=model, epoch_hook=hook)
     assert result.model is model and [e for e, _ in seen] == [0, 1, 2, 3]
     assert [lam for _, lam in seen] == sorted(lam for _, lam in seen)  # the schedule moved forward
+
+
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_mixed_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch, capability, expected):
+    # a T4 (7.5) reports bf16 as "supported" through emulation; it should train in fp16
+    from sret_mini.train import resolve_amp
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_amp("auto", torch.device("cuda")) == expected
+    assert resolve_amp("auto", torch.device("cpu")) == "none"
+    assert resolve_amp("fp16", torch.device("cuda")) == "fp16"
