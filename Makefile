@@ -13,7 +13,7 @@ JOBS     ?= 2
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser test book book-check lint clean
+.PHONY: install browser test book book-check bench lint clean
 
 install: $(STAMP)
 
@@ -49,6 +49,13 @@ book: $(STAMP)
 # the browser check on the `make book` output (screenshots in _build/screenshots)
 book-check: $(STAMP) $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) SRET_BOOK_HTML=_build/html $(BIN)/python -m pytest -q tests/test_book_build.py -k page
+
+# every benchmark on this machine's device (a GPU if torch sees one); figures in bench/results/
+bench: $(STAMP)
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/depth_memory.py
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/distill.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
