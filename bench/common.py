@@ -78,6 +78,25 @@ def reset_peak_rss() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+def step_peak_memory(step, device: torch.device) -> int:
+    """Bytes that one call of step() needs at its peak beyond what was allocated before it.
+
+    On a GPU from torch's allocator statistics; on the CPU from the process's peak resident
+    memory (see `run_isolated`'s `track_memory`).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    reset_peak_rss()
+    before = current_rss()
+    step()
+    return peak_rss_since_reset() - before
+
+
 def run_isolated(script: Path, spec: dict, timeout: int = 1800, track_memory: bool = True) -> dict:
     """Run `script --one JSON` in a fresh Python process and return the JSON it prints last.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import current_rss, peak_rss_since_reset, reset_peak_rss, run_isolated, save, timed
+from common import run_isolated, save, step_peak_memory, timed
 
 import sret_mini
 
@@ -54,18 +54,7 @@ def measure_one(spec: dict) -> dict:
     if spec["measure"] == "time":
         return dict(spec, seconds_per_step=timed(step, spec["steps"], 1, device))
     step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - before
-    else:
-        reset_peak_rss()
-        before = current_rss()
-        step()
-        peak = peak_rss_since_reset() - before
-    return dict(spec, peak_bytes=peak, params=sret_mini.count_params(model),
+    return dict(spec, peak_bytes=step_peak_memory(step, device), params=sret_mini.count_params(model),
                 layers=sum(1 for _ in model.block_applications()))  # fmt: skip
 
 

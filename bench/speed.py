@@ -23,7 +23,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
-from common import current_rss, peak_rss_since_reset, reset_peak_rss, run_isolated, save, timed
+from common import run_isolated, save, step_peak_memory, timed
 
 import sret_mini
 
@@ -64,18 +64,7 @@ def measure_one(spec: dict) -> dict:
     if spec["measure"] == "time":
         return dict(spec, images_per_s=batch / seconds, seconds_per_step=seconds)
     # peak memory of one more step, after the warm-up made the optimizer state
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - before
-    else:
-        reset_peak_rss()
-        before = current_rss()
-        step()
-        peak = peak_rss_since_reset() - before
+    peak = step_peak_memory(step, device)
     return dict(spec, images_per_s=batch / seconds, seconds_per_step=seconds, peak_bytes=peak)
 
 
