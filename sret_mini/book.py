@@ -20,6 +20,7 @@ otherwise. Numbers that the prose of a chapter quotes are handed to the page wit
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import random
 import sys
@@ -84,6 +85,41 @@ def find_data_dir(start: str | os.PathLike | None = None) -> Path:
     from .data import default_data_dir
 
     return default_data_dir(start)
+
+
+#: Where the chapters fetch saved benchmark results when they run outside a checkout (Colab).
+RESULTS_URL = "https://raw.githubusercontent.com/sret-mini/sret_mini/main/bench/results"
+
+
+def read_result(name: str, missing_ok: bool = False, start: str | os.PathLike | None = None) -> dict | None:
+    """A benchmark result saved by a script of bench/ (e.g. "speed-cpu.json"), as a dict.
+
+    Read from bench/results of the checkout that holds `start` (default: the working folder), or,
+    outside a checkout, downloaded from the project's repository (RESULTS_URL).
+
+    Raises:
+        FileNotFoundError: no such result (unless `missing_ok`, which returns None instead).
+    """
+    import urllib.error
+    import urllib.request
+
+    here = Path(start or Path.cwd()).resolve()
+    folder = next((f / "bench" / "results" for f in (here, *here.parents) if (f / "bench" / "results").is_dir()), None)
+    if folder is not None:
+        path = folder / name
+        if path.is_file():
+            return json.loads(path.read_text())
+        where = str(path)
+    else:
+        url = f"{RESULTS_URL}/{name}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return json.load(response)
+        except (urllib.error.URLError, TimeoutError):  # HTTPError (404) included
+            where = url
+    if missing_ok:
+        return None
+    raise FileNotFoundError(f"no benchmark result at {where}: run the script of bench/ that writes {name}")
 
 
 def seed_everything(seed: int) -> None:

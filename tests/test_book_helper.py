@@ -148,3 +148,24 @@ def test_markdown_table_rejects_a_row_of_the_wrong_length():
 def test_source_shows_the_code_of_an_object_as_a_python_block():
     shown = book.source(book.pick)._repr_markdown_()
     assert shown.startswith("```python\ndef pick(") and shown.endswith("```")
+
+
+def test_read_result_reads_the_checkouts_benchmark_files_and_says_which_is_missing(tmp_path):
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    (results / "speed-cpu.json").write_text('{"device": "a CPU", "results": []}')
+    inside = tmp_path / "book"
+    inside.mkdir()
+    assert book.read_result("speed-cpu.json", start=inside) == {"device": "a CPU", "results": []}
+    assert book.read_result("speed-cuda.json", missing_ok=True, start=inside) is None
+    with pytest.raises(FileNotFoundError, match="speed-cuda.json"):
+        book.read_result("speed-cuda.json", start=inside)
+
+
+def test_read_result_downloads_from_the_books_repository():
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "_config.yml").read_text())
+    owner_repo = config["repository"]["url"].rstrip("/").removeprefix("https://github.com/")
+    branch = config["repository"].get("branch", "main")
+    assert book.RESULTS_URL == f"https://raw.githubusercontent.com/{owner_repo}/{branch}/bench/results"
