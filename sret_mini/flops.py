@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .attention import SlicedGroupAttention  # noqa: F401  (the doctest's example)
 from .config import to_2tuple
 
 
@@ -39,18 +40,56 @@ def _meta(t: torch.Tensor) -> torch.Tensor:
     return nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
 
 
-def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
-    """Multiply-accumulates of one forward pass of one image (default: the model's own input size)."""
-    shape = _input_size(model, img_size)
-    # a copy whose weights are meta tensors: shapes without data, so nothing is copied
-    memo = {id(t): _meta(t) for t in (*model.parameters(), *model.buffers())}
-    twin = copy.deepcopy(model, memo).eval()
-    x = torch.empty(1, *shape, device="meta")
+def _counted(module: nn.Module, *args) -> FlopCounterMode:
+    """Run `module(*args)` on the meta device under a FlopCounterMode and return the counter.
+
+    The module is copied with meta tensors in place of its weights (shapes without data, so
+    nothing is copied) and every tensor argument becomes a meta tensor of the same shape. On real
+    CPU tensors, torch >= 2.14's counter skips the kernel of `scaled_dot_product_attention`; on
+    the meta device it counts attention like every other operator.
+    """
+    memo = {id(t): _meta(t) for t in (*module.parameters(), *module.buffers())}
+    twin = copy.deepcopy(module, memo).eval()
+    args = [torch.empty(a.shape, dtype=a.dtype, device="meta") if torch.is_tensor(a) else a for a in args]
     # no torch.no_grad(): on the meta device autograd costs nothing, and torch's module tracker
     # (inside FlopCounterMode) fails under no_grad for models such as timm's PiT
     with FlopCounterMode(display=False) as counter:
-        twin(x)
-    return counter.get_total_flops() // 2
+        twin(*args)
+    return counter
+
+
+def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
+    """Multiply-accumulates of one forward pass of one image (default: the model's own input size)."""
+    x = torch.empty(1, *_input_size(model, img_size))
+    return _counted(model, x).get_total_flops() // 2
+
+
+def count_call_macs(module: nn.Module, *args) -> int:
+    """Multiply-accumulates of `module(*args)`, for any module (one attention layer, one block).
+
+    Example:
+        >>> layer = SlicedGroupAttention(dim=64, heads=2)
+        >>> count_call_macs(layer, torch.empty(1, 196, 64), 4)  # 196 tokens in 4 groups
+        4440576
+    """
+    return _counted(module, *args).get_total_flops() // 2
+
+
+def macs_by_module(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> dict[str, dict[str, int]]:
+    """Forward MACs of one image, by module and operator: {"stages.0.blocks.0.attn": {"aten.mm": n}}.
+
+    Each module's count includes its submodules'; the model itself is the key "". Operators are
+    named as torch names them (`str(torch.ops.aten.mm)` is "aten.mm").
+    """
+    x = torch.empty(1, *_input_size(model, img_size))
+    counts = _counted(model, x).get_flop_counts()
+    # the counter names modules "<Class>.<path>" after "Global", the whole pass
+    root = type(model).__name__
+    return {
+        "" if name == root else name.removeprefix(root + "."): {str(op): flops // 2 for op, flops in ops.items()}
+        for name, ops in counts.items()
+        if name == root or name.startswith(root + ".")
+    }
 
 
 def official_comparison() -> list[dict]:
