@@ -7,24 +7,56 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed-stamp
+# exact versions of every package (torch, torchvision, timm, the book and test tools): what
+# `make install`, `make test`, `make book` and CI use. `make lock` refreshes it.
+LOCK     := requirements.lock
+# a second environment on the day's newest releases (`make test-latest`)
+LATEST   := .venv-latest
 JOBS     ?= 2
 # Debian's Chromium, driven by Playwright in tests/test_book_build.py (never `playwright install`,
 # which downloads a browser of its own)
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser test book book-check bench lint clean
+.PHONY: install lock test-latest browser test book book-check bench lint clean
 
 install: $(STAMP)
 
-# torch, torchvision and timm are resolved together in one pip call: a CPU-only torch next to the
-# registry's (CUDA-built) torchvision breaks `import timm` ("operator torchvision::nms does not exist").
-$(STAMP): pyproject.toml
+# pip first (its own version is locked too), then every package at its locked version, then
+# sret_mini itself, editable, adding nothing: a package missing from the lock fails `pip check`.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch>=2.4" "torchvision>=0.19" "timm>=1.0"
-	$(BIN)/python -m pip install --quiet -e ".[test,book]"
+	$(BIN)/python -m pip install --quiet "$$(grep '^pip==' $(LOCK))"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# The newest releases that pyproject.toml's loose bounds admit, resolved in one pip call (torch,
+# torchvision and timm must match), frozen with exact versions. The CUDA libraries that torch
+# pulls in exist only for Linux: they get a marker, so that the lock installs elsewhere too.
+# This honours the machine's pip configuration (some machines cap torch at the release on their
+# disk): the lock must install where it is made.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet ".[test,book]"
+	{ echo "# Exact versions for make install (made by make lock on $$(uname -sm), Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'))."; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude sret_mini \
+	  | sed -E 's/^((nvidia|cuda|triton)[^=]*==[^ ;]+)$$/\1 ; sys_platform == "linux"/'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
+	@echo "$(LOCK) refreshed: git diff $(LOCK) shows what moved; run make install and make test on it"
+
+# The whole test suite in a second environment on the day's newest releases, ignoring the lock
+# and any cap in the machine's pip configuration (PIP_CONFIG_FILE=/dev/null): drift is found here,
+# by a command, before a reader on Colab finds it.
+test-latest: $(CHROMIUM)
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	PIP_CONFIG_FILE=/dev/null $(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	PIP_CONFIG_FILE=/dev/null $(LATEST)/bin/python -m pip install --quiet --upgrade -e ".[test,book]"
+	$(LATEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(torch|torchvision|timm)=='
+	CHROMIUM=$(CHROMIUM) $(LATEST)/bin/python -m pytest -n $(JOBS) --dist loadgroup tests
 
 browser: $(CHROMIUM)
 
