@@ -5,10 +5,13 @@ never touches the `make book` output in _build/html. It runs once per test sessi
 xdist workers there are: the Makefile keeps these tests on one worker (`--dist loadgroup`), and a
 file lock makes any other worker wait for the first build and reuse it.
 
-The browser is Debian's Chromium (`/usr/bin/chromium`, or $CHROMIUM), driven by Playwright; no
-request may leave the machine (MathJax's CDN is blocked, so formulas show as TeX). A full-page
-screenshot of every page is saved in _build/screenshots/. To check the `make book` output instead
-of a fresh smoke build: `SRET_BOOK_HTML=_build/html pytest tests/test_book_build.py -k page`.
+The browser is Debian's Chromium (`/usr/bin/chromium`, or $CHROMIUM), driven by Playwright. Pages
+are opened from disk, as a reader opens the book offline: any request over the network (for
+anything but a file:, data: or blob: URL) fails the test, and so does a local file that does not
+load. MathJax is served from the book itself (book/_ext/offline_mathjax.py), so every formula must
+be typeset, with no TeX left showing. A full-page screenshot of every page is saved in
+_build/screenshots/. To check the `make book` output instead of a fresh smoke build:
+`SRET_BOOK_HTML=_build/html pytest tests/test_book_build.py -k page`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,25 @@ SMOKE = ROOT / "_build" / "smoke"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 BUILD_TIMEOUT_S = 1800
+MATHJAX_TIMEOUT_MS = 30_000
 SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex  # one id per `pytest` run
 
 pytestmark = pytest.mark.xdist_group("book_build")
 
-# what a page must not show: myst-nb's error and traceback outputs, docutils' error boxes
-ERROR_SELECTORS = (".output.error", ".output.traceback", "div.traceback", ".system-message", ".problematic")
+# what a page must not show: myst-nb's error and traceback outputs, docutils' error boxes, and
+# formulas that MathJax could not parse
+ERROR_SELECTORS = (
+    ".output.error",
+    ".output.traceback",
+    "div.traceback",
+    ".system-message",
+    ".problematic",
+    "mjx-merror",
+)
+# MathJax's first typeset of the page: done, or why not (its script failed to load, or it is stuck)
+MATHJAX_TYPESET = """ms => !window.MathJax?.startup?.promise ? 'MathJax did not load' : Promise.race([
+    MathJax.startup.promise.then(() => 'typeset', e => `MathJax failed: ${e}`),
+    new Promise(done => setTimeout(() => done(`MathJax still typesetting after ${ms} ms`), ms))])"""
 
 
 def jupyter_book() -> str:
@@ -109,21 +125,28 @@ def test_the_book_builds_in_the_smoke_profile_without_warnings(smoke_build):
 def test_page_loads_every_image_and_shows_no_error_in_a_browser(page, html_dir, browser):
     html = html_dir / f"{page}.html"
     assert html.is_file(), f"{html} was not built"
-    blocked = []
+    blocked, unloaded = [], []
 
     def stay_on_this_machine(route):
-        url = urlparse(route.request.url)
-        if url.scheme in ("file", "data", "blob") or url.hostname in ("localhost", "127.0.0.1"):
+        if urlparse(route.request.url).scheme in ("file", "data", "blob"):  # data: and blob: never leave the page
             route.continue_()
         else:
             blocked.append(route.request.url)
             route.abort()
 
+    def record_unloaded(request):  # a local file missing or unreadable (the requests blocked above fail too)
+        if urlparse(request.url).scheme == "file":
+            unloaded.append(request.url)
+
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         tab = context.new_page()
         tab.route("**/*", stay_on_this_machine)
+        tab.on("requestfailed", record_unloaded)
         tab.goto(html.as_uri(), wait_until="load")
+        formulas = tab.locator(".math").count()  # Sphinx's math nodes, from $...$, $$...$$ and {math}
+        mathjax = tab.evaluate(MATHJAX_TYPESET, MATHJAX_TIMEOUT_MS) if formulas else None
+        untypeset = tab.locator(".math:not(:has(mjx-container))").count()
         tab.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=30_000)
         images = tab.eval_on_selector_all(
             "img",
@@ -138,8 +161,15 @@ def test_page_loads_every_image_and_shows_no_error_in_a_browser(page, html_dir, 
     finally:
         context.close()
 
+    if formulas:
+        assert mathjax == "typeset", f"{page}: {mathjax} (requests blocked: {blocked})"
+        assert untypeset == 0, f"{untypeset} of the {formulas} formulas on {page} are not typeset"
+    tex = [d for d in ("\\(", "\\[") if d in text]
+    assert not tex, f"{page} shows TeX delimiters {tex} as text: MathJax did not typeset it"
+    assert blocked == [], f"{page} requested files over the network: {blocked}"
+    assert unloaded == [], f"local files that {page} could not load: {unloaded}"
     failed = [i["src"] for i in images if not i["ok"]]
-    assert failed == [], f"images that did not load on {page} (requests blocked: {blocked})"
+    assert failed == [], f"images that did not load on {page}"
     assert not any(errors.values()), f"{page} shows error outputs: {errors}"
     assert "Traceback (most recent call last)" not in text, f"{page} shows a traceback"
     assert not stderr, f"{page} shows errors or warnings on stderr: {stderr}"
