@@ -18,7 +18,7 @@ JOBS     ?= 2
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock test-latest browser test book book-check bench lint clean
+.PHONY: install lock test-latest browser test book book-check bench gpu-check gpu-check-dry lint clean
 
 install: $(STAMP)
 
@@ -88,6 +88,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/depth_memory.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/distill.py
+
+# The one prepared check for a GPU machine (bench/README.md): at most 8 minutes on one GPU, results in
+# bench/results/*-cuda.json. It needs no .venv (a GPU box may have no pip): torch and timm as installed
+# there, sret_mini from this checkout. ARGS passes options, e.g. ARGS="--results-dir $$OUT".
+gpu-check:
+	PYTHONPATH=. $(PYTHON) bench/gpu_check.py $(ARGS)
+
+# the same code paths on this machine's CPU at tiny sizes (tests/test_gpu_check.py runs it too)
+gpu-check-dry: $(STAMP)
+	$(BIN)/python bench/gpu_check.py --dry-run --results-dir $${TMPDIR:-/tmp}/sret-gpu-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -40,10 +40,11 @@ def environment(device: torch.device) -> dict:
     )  # fmt: skip
 
 
-def save(name: str, device: torch.device, results: list[dict]) -> Path:
-    """Write results/<name>-<device type>.json and return its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{device.type}.json"
+def save(name: str, device: torch.device, results: list[dict], folder: str | Path | None = None) -> Path:
+    """Write <folder>/<name>-<device type>.json (default folder: bench/results) and return its path."""
+    folder = Path(folder) if folder is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{device.type}.json"
     path.write_text(json.dumps(dict(environment(device), results=results), indent=2) + "\n")
     return path
 
