@@ -3,7 +3,7 @@
     python bench/distill.py                  # 3 seeds x 10 epochs of sret_nano on the digits (CPU)
 
 Measures, for the same student (sret_nano) and teacher (a timm ResNet-18 trained on the digits by
-`sret_mini.distill.offline_teacher`, once):
+`sret_mini.train.offline_teacher`, once):
   * time per epoch (training only, median over epochs and seeds) of online distillation (a teacher forward pass every step) and of replaying a
     bank (no teacher), both at one crop per image so an epoch is the same number of samples;
   * bytes per image of a bank with the full distribution (top-10 of 10 classes) and with top-3;
@@ -23,9 +23,9 @@ import torch
 from common import save
 
 from sret_mini.data import load_dataset
-from sret_mini.distill import build_teacher, offline_teacher, teacher_id
+from sret_mini.distill import build_teacher, teacher_id
 from sret_mini.softlabels import SoftLabelBank, make_bank
-from sret_mini.train import TrainConfig, train
+from sret_mini.train import TrainConfig, offline_teacher, train
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ Importing the package registers every SReT variant with timm:
 
 Modules, one idea each: `config` (the dataclass), `layers` (stem, pooling), `attention` (sliced
 group self-attention), `blocks` (shared block, NLL, recursive stage), `model` (the network),
-`registry` (named variants), `convert` (official checkpoints), `checkpoint` (safe file I/O),
-`flops` (parameter and MAC counts).
+`variants` (the table of named configurations), `registry` (their timm registration), `convert`
+(official checkpoints), `checkpoint` (safe file I/O), `flops` (parameter and MAC counts).
 """
 
 from .attention import SlicedGroupAttention, fixed_permutation
@@ -19,7 +19,8 @@ from .config import SHUFFLE_POLICIES, SReTConfig
 from .convert import from_official, matching_variants, to_official
 from .flops import count_macs, count_params
 from .model import SReT
-from .registry import VARIANTS, create_model, list_models, official_table
+from .registry import create_model, list_models, official_table
+from .variants import VARIANTS
 
 __version__ = "0.1.0"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .convert import adapt_state_dict, is_official, strip_wrapper_prefixes, variant_hint
+from .variants import VARIANTS
 
 STATE_DICT_KEYS = ("model", "state_dict")
 
@@ -88,13 +89,13 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
         strict_head = True
 
     origin = "official" if is_official(state_dict) else "sret_mini"
-    adapt_state_dict(state_dict, model)  # converts, resizes pos_embed, checks shapes
+    adapt_state_dict(state_dict, model, variants=VARIANTS)  # converts, resizes pos_embed, checks shapes
     missing = sorted(set(expected) - set(state_dict) - ({"head.weight", "head.bias"} if not strict_head else set()))
     unexpected = sorted(set(state_dict) - set(expected))
     if strict and (missing or unexpected):
         raise ValueError(
             f"{path} ({origin} layout) does not fit this model: {len(missing)} missing keys {missing[:6]}, "
-            f"{len(unexpected)} unexpected keys {unexpected[:6]}. {variant_hint(state_dict)}"
+            f"{len(unexpected)} unexpected keys {unexpected[:6]}. {variant_hint(state_dict, VARIANTS)}"
         )
     return model.load_state_dict(state_dict, strict=strict and strict_head)
 

@@ -216,13 +216,12 @@ def describe(state_dict: dict) -> dict:
     return info
 
 
-def matching_variants(state_dict: dict) -> list[str]:
-    """Registered model names whose weights have the shapes of this (our-layout) state dict."""
-    from .registry import VARIANTS
-
+def matching_variants(state_dict: dict, variants: dict) -> list[str]:
+    """Names of `variants` ({name: SReTConfig}, e.g. `sret_mini.VARIANTS`) whose weights have the shapes
+    of this (our-layout) state dict."""
     d = describe(state_dict)
     names = []
-    for name, cfg in VARIANTS.items():
+    for name, cfg in variants.items():
         same = (
             list(cfg.dims) == d["dims"]
             and list(cfg.unique_blocks) == d["unique_blocks"]
@@ -235,8 +234,9 @@ def matching_variants(state_dict: dict) -> list[str]:
     return names
 
 
-def variant_hint(state_dict: dict) -> str:
-    names = matching_variants(state_dict)
+def variant_hint(state_dict: dict, variants: dict | None = None) -> str:
+    """What to create instead: the fitting names of `variants`, else the shapes the checkpoint has."""
+    names = matching_variants(state_dict, variants) if variants else []
     if names:
         return f"The checkpoint has the shapes of {', '.join(names)}: create one of those instead."
     d = describe(state_dict)
@@ -246,11 +246,14 @@ def variant_hint(state_dict: dict) -> str:
     )
 
 
-def adapt_state_dict(state_dict: dict, model, prefix: str = "", strict: bool = True) -> None:
+def adapt_state_dict(
+    state_dict: dict, model, prefix: str = "", strict: bool = True, variants: dict | None = None
+) -> None:
     """Make a state dict loadable into an `SReT` model, in place.
 
     Converts the official layout, resizes the position embedding (bicubic) to the model's grid,
-    and raises ValueError when a tensor's shape says the checkpoint is for another variant.
+    and raises ValueError when a tensor's shape says the checkpoint is for another variant (naming
+    the fitting entries of `variants`, when given).
     """
     own = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
     local = strip_wrapper_prefixes({k[len(prefix) :]: v for k, v in own.items()})
@@ -272,7 +275,7 @@ def adapt_state_dict(state_dict: dict, model, prefix: str = "", strict: bool = T
             "Create the model with the checkpoint's num_classes, or load with sret_mini.load_checkpoint, which "
             "drops a classifier of another size and says so."
             if head_only
-            else variant_hint(local)
+            else variant_hint(local, variants)
         )
         raise ValueError(f"checkpoint does not fit this model ({len(wrong)} shape mismatches: {wrong[:4]}). {fix}")
 

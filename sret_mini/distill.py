@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import create_model
+
 
 def soften(probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(log p / T): the distribution a teacher with these probabilities gives at temperature T."""
@@ -80,8 +82,6 @@ def build_teacher(name: str, num_classes: int, checkpoint: str | None = None, pr
     Raises ValueError when its classes cannot be the dataset's: a teacher must predict the same
     classes as the student.
     """
-    from .registry import create_model
-
     if not checkpoint and not pretrained:
         raise ValueError(
             f"teacher {name!r} has neither a checkpoint nor pretrained weights: a random teacher teaches "
@@ -101,33 +101,3 @@ def build_teacher(name: str, num_classes: int, checkpoint: str | None = None, pr
             )
     teacher.eval().requires_grad_(False)
     return teacher
-
-
-def offline_teacher(out: str | Path | None = None, model: str = "resnet18", dataset: str = "digits",
-                    epochs: int = 30, progress: bool = False, **overrides) -> Path:  # fmt: skip
-    """A teacher for the offline data, trained unless a finished run with these settings exists.
-
-    No hub model was trained on the digits, so the distillation chapter and benchmark train their own
-    teacher (a timm ResNet-18 by default) with sret_mini's engine, once, into
-    `<data dir>/teachers/<model>-<dataset>/` ("load or train"; a run made with other settings is
-    trained again). Prints which it did. Returns the path of the final checkpoint (`last.pt`: the
-    weights after the last epoch; `best.pt` is chosen by test accuracy, which a teacher must not be).
-    """
-    import dataclasses
-    import json
-
-    from .data import default_data_dir
-    from .train import RESUMABLE_CHANGES, TrainConfig, train
-
-    out = Path(out) if out is not None else default_data_dir() / "teachers" / f"{model}-{dataset}"
-    cfg = TrainConfig(model=model, dataset=dataset, epochs=epochs, out=str(out), progress=progress, **overrides)
-    final, saved = out / "last.pt", out / "config.json"
-    wanted = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUMABLE_CHANGES}
-    if final.is_file() and saved.is_file():
-        have = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RESUMABLE_CHANGES}
-        if have == wanted and torch.load(final, weights_only=True)["epoch"] == epochs:
-            print(f"teacher: loaded {final}")
-            return final
-    train(cfg)
-    print(f"teacher: trained {final}")
-    return final

@@ -93,7 +93,6 @@ class SReT(nn.Module):
 
         # as the official code: truncated-normal position embedding, PyTorch's default elsewhere
         trunc_normal_(self.pos_embed, std=0.02)
-        self.register_load_state_dict_pre_hook(_adapt_state_dict_hook)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -230,10 +229,3 @@ class SReT(nn.Module):
 def _stage_seed(shuffle_seed: int, stage: int) -> int:
     """Seed of a stage's fixed evaluation permutations (application i adds i)."""
     return shuffle_seed * 1_000_003 + 1000 * stage
-
-
-def _adapt_state_dict_hook(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
-    """Let `load_state_dict` take the authors' layout and position embeddings of another size."""
-    from .convert import adapt_state_dict  # convert imports model; import here to avoid a cycle
-
-    adapt_state_dict(state_dict, module, prefix=prefix, strict=strict)

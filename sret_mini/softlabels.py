@@ -18,7 +18,6 @@ dataset, read lazily (memory-mapped) so that a bank larger than memory works too
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -184,46 +183,3 @@ class SoftLabelDataset(Dataset):
                              for c in chosen.tolist()])  # fmt: skip
         soft = expand(indices[chosen], probs[chosen], info["num_classes"])
         return views, torch.full((self.per_image,), label), soft
-
-
-def main(argv: list[str] | None = None) -> Path:
-    """`sret-mini softlabels`: run a teacher once over random crops of a dataset and store a bank."""
-    from .data import load_dataset
-    from .distill import build_teacher, teacher_id
-    from .distributed import pick_device
-
-    parser = argparse.ArgumentParser(prog="sret-mini softlabels", description=main.__doc__)
-    parser.add_argument("--teacher", required=True, help="model name (timm or sret_mini)")
-    parser.add_argument("--teacher-checkpoint", help="the teacher's weights (e.g. runs/teacher/best.pt)")
-    parser.add_argument("--teacher-pretrained", action="store_true", help="timm's pretrained weights (needs network)")
-    parser.add_argument("--teacher-kwargs", type=json.loads, default={}, metavar="JSON")
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--dataset-options", type=json.loads, default={}, metavar="JSON")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--img-size", type=int)
-    parser.add_argument("--crops", type=int, default=10, help="random crops per image (FKD's ImageNet setting: 500)")
-    parser.add_argument("--topk", type=int, default=5, help="probabilities kept per crop (the rest spread evenly)")
-    parser.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    parser.add_argument("--hflip", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", required=True, help="the bank file (.safetensors)")
-    args = parser.parse_args(argv)
-
-    spec = load_dataset(args.dataset, root=args.data_dir, img_size=args.img_size, **args.dataset_options)
-    device = pick_device(args.device)
-    teacher = build_teacher(args.teacher, spec.num_classes, args.teacher_checkpoint, args.teacher_pretrained,
-                            **args.teacher_kwargs).to(device)  # fmt: skip
-    scale = tuple(args.crop_scale) if args.crop_scale else spec.augment.get("scale", (0.08, 1.0))
-    hflip = args.hflip if args.hflip is not None else spec.augment.get("hflip", 0.5)
-    path = make_bank(
-        teacher, spec.train, args.out, dataset_name=spec.name, num_classes=spec.num_classes, img_size=spec.img_size,
-        teacher_name=teacher_id(args.teacher, args.teacher_checkpoint, args.teacher_pretrained), mean=spec.mean,
-        std=spec.std, crops=args.crops, topk=args.topk, scale=scale, ratio=spec.augment.get("ratio", (3 / 4, 4 / 3)),
-        hflip=hflip, seed=args.seed, batch_size=args.batch_size, device=device,
-    )  # fmt: skip
-    bank = SoftLabelBank(path)
-    print(f"{path}: {bank.info['num_images']} images x {bank.info['crops']} crops, top-{bank.info['topk']}, "
-          f"{bank.nbytes() / bank.info['num_images']:.0f} bytes per image")  # fmt: skip
-    return path

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import load_file, save_atomic
-from .data import EpochBatchSampler, EpochSeededDataset, load_dataset, make_loader
+from .data import EpochBatchSampler, EpochSeededDataset, default_data_dir, load_dataset, make_loader
 from .distill import KDLoss, build_teacher, teacher_id
 from .evaluate import autocast, evaluate
 from .registry import create_model, list_models
@@ -515,6 +515,30 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
     return TrainResult(history, model, ema.module if ema else None, stopped, out)
 
 
+def offline_teacher(out: str | Path | None = None, model: str = "resnet18", dataset: str = "digits",
+                    epochs: int = 30, progress: bool = False, **overrides) -> Path:  # fmt: skip
+    """A teacher for the offline data, trained unless a finished run with these settings exists.
+
+    No hub model was trained on the digits, so the distillation chapter and benchmark train their own
+    teacher (a timm ResNet-18 by default) with sret_mini's engine, once, into
+    `<data dir>/teachers/<model>-<dataset>/` ("load or train"; a run made with other settings is
+    trained again). Prints which it did. Returns the path of the final checkpoint (`last.pt`: the
+    weights after the last epoch; `best.pt` is chosen by test accuracy, which a teacher must not be).
+    """
+    out = Path(out) if out is not None else default_data_dir() / "teachers" / f"{model}-{dataset}"
+    cfg = TrainConfig(model=model, dataset=dataset, epochs=epochs, out=str(out), progress=progress, **overrides)
+    final, saved = out / "last.pt", out / "config.json"
+    wanted = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUMABLE_CHANGES}
+    if final.is_file() and saved.is_file():
+        have = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RESUMABLE_CHANGES}
+        if have == wanted and torch.load(final, weights_only=True)["epoch"] == epochs:
+            print(f"teacher: loaded {final}")
+            return final
+    train(cfg)
+    print(f"teacher: trained {final}")
+    return final
+
+
 # ---------------------------------------------------------------------------------------------
 # command line: every TrainConfig field is a flag (--batch-size 128, --no-compile, --crop-scale 0.5 1)
 
@@ -561,7 +585,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
     return result
 
 
-if __name__ == "__main__":
-    from .cli import main as cli_main
+if __name__ == "__main__":  # python -m sret_mini.train, the form torchrun launches
+    from .command import run
 
-    cli_main(["train", *sys.argv[1:]])
+    run("sret-mini train", main, sys.argv[1:])

@@ -133,7 +133,7 @@ def test_the_command_line_trains_and_evaluates(tmp_path):
 
 def test_the_command_line_reports_bad_input_without_a_traceback():
     run = _cli("train", "--dataset", "mnist")
-    assert run.returncode == 1 and "error: unknown dataset 'mnist'" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and "error: unknown dataset 'mnist'" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint_before_exiting(tmp_path):

@@ -1,0 +1,77 @@
+"""The package reads in layers: no import cycle, counting the imports inside functions too."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parents[1] / "sret_mini"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """{module: the package's modules it imports anywhere (top level, functions, __main__ blocks)}."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".")
+                base = base if node.level else node.module or ""
+                targets |= {base, *(f"{base}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        # the package's __init__ re-exports every layer: importing it is not a layer of its own
+        graph[name] = {t for t in targets if t in modules and t not in (name, "sret_mini")}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import path that comes back to where it started (depth-first search)."""
+    found, done = [], set()
+
+    def visit(node, path):
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                found.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in done:
+                visit(nxt, path + [nxt])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [start])
+    return found
+
+
+def test_the_finder_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_no_module_of_the_package_imports_itself_back():
+    found = cycles(imports())
+    assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
+
+
+def test_the_model_knows_nothing_of_the_authors_file_format():
+    layers = imports()
+    assert not layers["sret_mini.model"] & {"sret_mini.convert", "sret_mini.checkpoint", "sret_mini.registry"}
+
+
+def test_losses_and_soft_labels_import_nothing_of_the_training_engine():
+    layers = imports()
+    for module in ("sret_mini.distill", "sret_mini.softlabels"):
+        assert not layers[module] & {"sret_mini.train", "sret_mini.cli"}, module
+
+
+def test_only_the_command_line_imports_the_commands():
+    users = {
+        name
+        for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and any(a.name == "main" for a in node.names)
+    }
+    assert users <= {"sret_mini.cli", "sret_mini.__main__"}, users
