@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import random
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .seeding import seed_everything
 
 #: The profiles, from the quickest to the full-scale runs.
 PROFILES = ("smoke", "book", "gpu")
@@ -120,17 +121,6 @@ def read_result(name: str, missing_ok: bool = False, start: str | os.PathLike | 
     if missing_ok:
         return None
     raise FileNotFoundError(f"no benchmark result at {where}: run the script of bench/ that writes {name}")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (every CUDA device included)."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-    except ImportError:  # torch runs without NumPy; so does the book
-        return
-    np.random.seed(seed)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Reading and writing checkpoint files safely.
 
 * Reading never runs code: `torch.load(..., weights_only=True)` (plus `argparse.Namespace`, which
-  DeiT-style training scripts store and which holds only values), or safetensors.
-* Writing is atomic: the file is written under a temporary name in the same folder and renamed,
-  so an interrupted save never leaves a truncated checkpoint behind.
+  DeiT-style training scripts store and which holds only values), or safetensors. A file that is
+  not a checkpoint (empty, text, damaged) is refused with one message that names it.
+* Writing is atomic (`sret_mini.files.atomic_write`), so an interrupted save never leaves a
+  truncated checkpoint behind, and a saved dict carries the checksum of its tensors: a file whose
+  bytes changed on disk is refused when read, instead of giving wrong predictions.
 """
 
 from __future__ import annotations
@@ -11,48 +13,91 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors
 
 from .convert import adapt_state_dict, is_official, strip_wrapper_prefixes, variant_hint
+from .files import atomic_write, tensor_checksum
 from .variants import VARIANTS
 
 STATE_DICT_KEYS = ("model", "state_dict")
 
 
+#: the key under which `save_atomic` stores the checksum of a dict's tensors
+CHECKSUM_KEY = "sret_mini_checksum"
+
+
 def load_file(path: str | os.PathLike) -> dict:
-    """Load a checkpoint file (.pth/.pt or .safetensors) without executing any code."""
+    """Load a checkpoint file (.pth/.pt or .safetensors) without executing any code.
+
+    Raises:
+        FileNotFoundError: there is no file at `path`.
+        ValueError: the file is not a checkpoint, is damaged, or stores Python objects (code).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: check the path (relative to {Path.cwd()})")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not a checkpoint: it was never written completely")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file as load_safetensors
-
-        return load_safetensors(str(path), device="cpu")
+        try:
+            return load_safetensors(str(path), device="cpu")
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{path} is not a readable safetensors file ({e})") from e
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # torch.save's zip archive, or a legacy pickle
+        raise ValueError(f"{path} is not a PyTorch checkpoint (it starts with {magic!r}, not a torch.save file)")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise ValueError(f"{path} is not a PyTorch checkpoint, or it is damaged ({e})") from e
         raise ValueError(
             f"{path} stores Python objects that weights_only loading refuses ({e}). sret_mini never "
             "unpickles code; re-save the file from a trusted environment with torch.save(model.state_dict())."
         ) from e
+    except (RuntimeError, EOFError, KeyError, OSError) as e:  # an archive cut short or damaged
+        raise ValueError(f"{path} is not a PyTorch checkpoint, or it is damaged ({e})") from e
+    return verified(checkpoint, path)
+
+
+def verified(checkpoint, path: Path):
+    """The checkpoint without its checksum, after checking that its tensors still match it."""
+    if not (isinstance(checkpoint, dict) and CHECKSUM_KEY in checkpoint):
+        return checkpoint  # not written by save_atomic (the authors' files, older runs)
+    checkpoint = dict(checkpoint)
+    stored = checkpoint.pop(CHECKSUM_KEY)
+    if tensor_checksum(checkpoint) != stored:
+        raise ValueError(
+            f"{path} is corrupted: its tensors no longer match the checksum stored when it was written "
+            "(the file changed on disk). Restore it from a copy; a run folder's last.pt and best.pt can "
+            "also be made again by training."
+        )
+    return checkpoint
 
 
 def extract_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
     """The model weights inside a checkpoint: its 'model' (or 'state_dict') entry, or the dict itself.
 
-    With `use_ema`, the 'model_ema' entry is used instead (DeiT-style and sret_mini training files).
+    With `use_ema`, the exponential moving average is used instead: 'ema' in sret_mini's training
+    files, 'model_ema' in DeiT-style ones.
     """
     if not isinstance(checkpoint, dict):
         raise ValueError(f"a checkpoint must be a dict of tensors or hold one, got {type(checkpoint).__name__}")
     if use_ema:
-        if checkpoint.get("model_ema") is None:
-            raise ValueError(f"use_ema=True but the checkpoint has no 'model_ema' entry (keys: {sorted(checkpoint)})")
-        return strip_wrapper_prefixes(checkpoint["model_ema"])
+        key = next((k for k in ("ema", "model_ema") if isinstance(checkpoint.get(k), dict)), None)
+        if key is None:
+            raise ValueError(
+                f"use_ema=True (--ema) but the checkpoint holds no EMA weights (keys: {sorted(checkpoint)}): "
+                "train with --ema to keep them, or evaluate without --ema"
+            )
+        return strip_wrapper_prefixes(checkpoint[key])
     for key in STATE_DICT_KEYS:
         if isinstance(checkpoint.get(key), dict):
             return strip_wrapper_prefixes(checkpoint[key])
@@ -101,18 +146,7 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
 
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
-    """`torch.save(obj, path)`, written to a temporary file in the same folder and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """`torch.save(obj, path)`, atomically; a dict is saved with the checksum of its tensors."""
+    if isinstance(obj, dict):
+        obj = {**obj, CHECKSUM_KEY: tensor_checksum(obj)}
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))

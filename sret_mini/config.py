@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import checks
+
 SHUFFLE_POLICIES = ("train", "random", "none")
 STAGE_FIELDS = ("dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive")
 
@@ -36,12 +38,12 @@ def stage_grids(img_size: tuple[int, int], stem_stride: int, num_stages: int) ->
 
 
 def to_2tuple(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    size = tuple(int(s) for s in size)
+    """(height, width) from an int or a pair of ints; anything else (a string, 2.5) is refused."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
+        return (checks.integer("img_size", size, 1),) * 2
     if len(size) != 2:
         raise ValueError(f"img_size must be an int or (height, width), got {size!r}")
-    return size
+    return tuple(checks.integer("img_size", s, 1) for s in size)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,9 @@ class SReTConfig:
     def __post_init__(self):
         # accept lists (from JSON or a CSV) and ints, store tuples so the config stays hashable
         for name in STAGE_FIELDS:
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+            values = getattr(self, name)
+            values = (values,) if isinstance(values, (int, float, str)) else values
+            object.__setattr__(self, name, tuple(checks.integer(name, v, 1) for v in values))
         object.__setattr__(self, "img_size", to_2tuple(self.img_size))
         self._validate()
 
@@ -132,8 +136,9 @@ class SReTConfig:
         if loops is not None:
             if "depth" in changes:
                 raise ValueError("give either depth or loops, not both (loops sets depth = unique_blocks * loops)")
-            if isinstance(loops, int):
-                loops = (loops,) * len(changes.get("unique_blocks", self.unique_blocks))
+            if not isinstance(loops, (tuple, list)):
+                loops = (checks.integer("loops", loops, 1),) * len(changes.get("unique_blocks", self.unique_blocks))
+            loops = tuple(checks.integer("loops", n, 1) for n in loops)
             unique = changes.get("unique_blocks", self.unique_blocks)
             changes["depth"] = tuple(u * n for u, n in zip(unique, loops, strict=True))
         return dataclasses.replace(self, **changes)
@@ -148,12 +153,27 @@ class SReTConfig:
             n = h * w
             for kind, g in (("groups_first", self.groups_first[s]), ("groups_recursive", self.groups_recursive[s])):
                 if n % g:
+                    size = self.nearest_input_size(img_size[0])
                     raise ValueError(
                         f"input size {img_size[0]}x{img_size[1]} gives stage {s + 1} a {h}x{w} grid of {n} "
                         f"tokens, which cannot be cut into {kind}={g} equal groups. Use an input size "
-                        f"whose stage grids divide by the groups (e.g. {self.img_size[0]}x{self.img_size[1]}), "
+                        f"whose stage grids divide by the groups ({f'e.g. {size}x{size}' if size else 'none near'}), "
                         f"or change {kind} for stage {s + 1}."
                     )
+
+    def fits(self, img_size: tuple[int, int]) -> bool:
+        """Whether every stage's tokens divide into its groups at this input size."""
+        grids = self.grids(img_size)
+        return all(h * w % g == 0 for (h, w), gs in zip(grids, zip(self.groups_first, self.groups_recursive))
+                   for g in gs)  # fmt: skip
+
+    def nearest_input_size(self, size: int, reach: int = 512) -> int | None:
+        """The square input size nearest to `size` that fits (see `fits`), or None within `reach` pixels."""
+        for delta in range(reach):
+            for candidate in (size - delta, size + delta):
+                if candidate >= self.stem_stride * 2 ** (self.num_stages - 1) and self.fits((candidate, candidate)):
+                    return candidate
+        return None
 
     def _validate(self) -> None:
         n = len(self.dims)

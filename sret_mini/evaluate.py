@@ -13,20 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .distributed import all_sum
-
-
-def autocast(device: torch.device, amp: str):
-    """The autocast context for 'bf16', 'fp16' or 'none'."""
-    if amp == "none":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+from .precision import autocast
 
 
 @torch.no_grad()

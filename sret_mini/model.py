@@ -22,6 +22,7 @@ from timm.layers import trunc_normal_
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from . import checks
 from .blocks import LN_EPS, RecursiveStage
 from .config import SHUFFLE_POLICIES, SReTConfig
 from .layers import ConvStem, resize_pos_embed
@@ -57,7 +58,7 @@ class SReT(nn.Module):
         self.pos_drop = nn.Dropout(cfg.drop_rate)
 
         # stochastic depth grows linearly with the position of the application in the network
-        # (the official code indexes it by shared block instead, see sret_facts.md, quirk 7)
+        # (the authors' SReT.py indexes it by shared block instead)
         rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depth), device="cpu").split(list(cfg.depth))
         self.stages = nn.Sequential(
             *(
@@ -99,14 +100,7 @@ class SReT(nn.Module):
     # ---------------------------------------------------------------------------------------
     # forward
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected a batch of images of shape (B, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}). "
-                f"Convert the images (e.g. grayscale to RGB with x.expand(-1, 3, -1, -1)) or create the "
-                f"model with in_chans={x.shape[1]}."
-            )
+        checks.image_batch(x, self.in_chans)
         self.cfg.check_input_size(tuple(x.shape[-2:]))
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:

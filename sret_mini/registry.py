@@ -17,7 +17,7 @@ import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CHECKSUM_KEY, load_checkpoint, verified
 from .convert import adapt_state_dict
 from .model import SReT
 from .variants import VARIANTS
@@ -91,7 +91,11 @@ def checkpoint_filter_fn(state_dict: dict, model: SReT) -> dict:
 
 
 def _adapt_on_load(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
-    """`load_state_dict` pre-hook: a created model also takes the authors' layout and other grids."""
+    """`load_state_dict` pre-hook: a created model also takes the authors' layout and other grids,
+    and a state dict saved by `save_atomic` (checksum included) is checked before it is loaded."""
+    if CHECKSUM_KEY in state_dict:
+        verified(dict(state_dict), "the state dict given to load_state_dict")
+        del state_dict[CHECKSUM_KEY]
     adapt_state_dict(state_dict, module, prefix=prefix, strict=strict, variants=VARIANTS)
 
 

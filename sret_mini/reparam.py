@@ -52,6 +52,7 @@ from einops import rearrange
 from timm.layers import Mlp, trunc_normal_
 from torch import nn
 
+from . import checks
 from .blocks import LN_EPS
 
 
@@ -232,14 +233,7 @@ class ViT(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected a batch of images of shape (B, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}). "
-                f"Convert the images (e.g. grayscale to RGB with x.expand(-1, 3, -1, -1)) or create the "
-                f"model with in_chans={x.shape[1]}."
-            )
+        checks.image_batch(x, self.in_chans)
         if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             raise ValueError(
                 f"expected {self.img_size}x{self.img_size} images, got {x.shape[-2]}x{x.shape[-1]}: the position "

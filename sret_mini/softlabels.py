@@ -19,22 +19,22 @@ dataset, read lazily (memory-mapped) so that a bank larger than memory works too
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torchvision.transforms.functional as TF
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from tqdm.auto import tqdm
 
 from .data.transforms import sample_seed, seeded_rng
+from .files import atomic_write
 
-FORMAT = "sret_mini.softlabels/1"
+FORMAT = "sret_mini.softlabels/2"  # 2: with a checksum of tensors and metadata
 
 
 def crop_image(image, box, flip: bool, img_size: int, mean, std) -> torch.Tensor:
@@ -106,18 +106,25 @@ def make_bank(teacher, dataset, path, *, dataset_name: str, teacher_name: str, n
                 teacher=teacher_name, crops=crops, topk=topk, scale=list(scale), ratio=list(ratio), hflip=hflip,
                 mean=list(mean), std=list(std), seed=seed,
                 created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(dict(boxes=boxes, flips=flips, indices=top_i, probs=top_p), tmp,
-                  metadata={"info": json.dumps(info)})  # fmt: skip
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    tensors = dict(boxes=boxes, flips=flips, indices=top_i, probs=top_p)
+    metadata = {"info": json.dumps(info)}
+    shapes = {name: list(t.shape) for name, t in tensors.items()}
+    metadata["checksum"] = bank_checksum(metadata["info"], shapes, lambda name, a, b: tensors[name][a:b])
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def bank_checksum(info: str, shapes: dict[str, list[int]], rows, chunk: int = 4096) -> str:
+    """SHA-256 of a bank's metadata and tensors, read `chunk` images at a time (`rows(name, a, b)`).
+
+    A bank may be larger than memory: it is hashed in slices, as it is read.
+    """
+    digest = hashlib.sha256(info.encode())
+    for name in sorted(shapes):
+        digest.update(f"{name}:{list(shapes[name])};".encode())
+        for a in range(0, shapes[name][0], chunk):
+            block = rows(name, a, min(a + chunk, shapes[name][0])).contiguous()
+            digest.update(block.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class SoftLabelBank:
@@ -127,11 +134,27 @@ class SoftLabelBank:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no soft-label bank at {self.path}: make one with `sret-mini softlabels`")
-        with safe_open(str(self.path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if "info" not in meta or json.loads(meta["info"]).get("format") != FORMAT:
-            raise ValueError(f"{self.path} is not a sret_mini soft-label bank ({FORMAT})")
-        self.info = json.loads(meta["info"])
+        remake = "make it again with `sret-mini softlabels`"
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = f.metadata() or {}
+                info = json.loads(meta.get("info", "{}"))
+                shapes = {name: f.get_slice(name).get_shape() for name in f.keys()}
+                intact = meta.get("checksum") == bank_checksum(
+                    meta.get("info", ""), shapes, lambda name, a, b: f.get_slice(name)[a:b]
+                )
+        except (SafetensorError, OSError, ValueError) as e:  # not safetensors, or metadata that is not JSON
+            raise ValueError(f"{self.path} is not a readable soft-label bank ({e}); {remake}") from e
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise ValueError(f"{self.path} is not a sret_mini soft-label bank of format {FORMAT}; {remake}")
+        if not intact:
+            raise ValueError(f"{self.path} is corrupted: its tensors or metadata changed since it was made; {remake}")
+        n, k, top = (info.get(key) for key in ("num_images", "crops", "topk"))
+        wanted = dict(boxes=[n, k, 4], flips=[n, k], indices=[n, k, top], probs=[n, k, top])
+        if {name: list(shape) for name, shape in shapes.items()} != wanted:
+            raise ValueError(f"{self.path}: its metadata (images {n}, crops {k}, top-{top}) does not describe its "
+                             f"tensors {shapes}; {remake}")  # fmt: skip
+        self.info = info
         self._file = None
 
     def __getstate__(self):  # DataLoader workers reopen the file themselves

@@ -8,27 +8,32 @@
     sret-mini train --recipe cifar --out runs/cifar10
     torchrun --nproc_per_node 8 -m sret_mini.train --recipe imagenet --data-dir /data/imagenet --out runs/in1k
 
+`train` reads top to bottom as the steps of a run: the data; the model, its optimiser and schedule;
+then, epoch after epoch, the steps of one epoch and the epoch's end (evaluate, record, save). What
+the run holds while it trains lives in one object, `Run`, which hooks receive.
+
 Every run is a function of its config: the data order is seeded by (seed, epoch), each sample's
 augmentation by (seed, epoch, index), and a checkpoint holds every random-number-generator state.
 So a run stopped at any step (Ctrl-C, `stop_after_steps`) and resumed with `resume=True` ends with
-the same weights as one that never stopped (bit for bit on the CPU).
+the same weights as one that never stopped (bit for bit on the CPU). The run folder's guarantees
+are in `sret_mini.rundir`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
-import random
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
@@ -42,100 +47,19 @@ from . import distributed
 from .checkpoint import load_file, save_atomic
 from .data import EpochBatchSampler, EpochSeededDataset, default_data_dir, load_dataset, make_loader
 from .distill import KDLoss, build_teacher, teacher_id
-from .evaluate import autocast, evaluate
+from .evaluate import evaluate
+from .files import write_text
+from .precision import autocast, native_bf16, resolve_amp  # noqa: F401 (native_bf16: part of this API)
 from .registry import create_model, list_models
+from .rundir import RunFolder, best_checkpoint, history_lines, repair
+from .seeding import rng_state, seed_everything, set_rng_state
 from .softlabels import SoftLabelBank, SoftLabelDataset
+from .trainconfig import RECIPES, RESUMABLE_CHANGES, TrainConfig, check_resumable
 
+__all__ = ["RECIPES", "NonFiniteLoss", "Run", "TrainConfig", "TrainResult", "offline_teacher", "parse_args", "train"]
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on. The defaults train `sret_nano` on the digits on a CPU.
-
-    `None` means "the dataset's or model's own default" (input size, augmentation, drop path).
-    """
-
-    # what to train, on what
-    model: str = "sret_nano"
-    model_kwargs: dict = field(default_factory=dict)  # more create_model options, e.g. {"shuffle": "none"}
-    dataset: str = "digits"
-    dataset_options: dict = field(default_factory=dict)  # e.g. {"n_train": 2000} for shapes
-    data_dir: str | None = None
-    download: bool = True
-    img_size: int | None = None
-    # optimisation (the learning rate is lr_base * batch_size / 512 unless lr is given)
-    epochs: int = 40
-    batch_size: int = 64  # global: split over the processes of a distributed run
-    lr: float | None = None
-    lr_base: float = 4e-3
-    opt: str = "adamw"
-    weight_decay: float = 0.05
-    sched: str = "cosine"
-    warmup_epochs: float = 3
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-5
-    clip_grad: float | None = None
-    label_smoothing: float = 0.1
-    drop_path: float | None = None
-    ema: bool = False
-    ema_decay: float = 0.999
-    # augmentation (timm): None keeps the dataset's defaults
-    augment: bool | None = None
-    crop_scale: tuple[float, float] | None = None
-    hflip: float | None = None
-    auto_augment: str | None = None  # e.g. "rand-m9-mstd0.5-inc1" (RandAugment)
-    color_jitter: float = 0.0  # brightness/contrast/saturation strength (timm drops it under RandAugment)
-    re_prob: float = 0.0  # random erasing
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    # distillation (sret_mini.distill): an online teacher, or a soft-label bank (sret_mini.softlabels)
-    teacher: str | None = None  # a timm / sret_mini model name
-    teacher_checkpoint: str | None = None
-    teacher_pretrained: bool = False  # timm's pretrained weights (needs network)
-    teacher_kwargs: dict = field(default_factory=dict)
-    kd_temperature: float = 1.0
-    kd_hard_weight: float = 0.0  # 0: soft labels only, as the authors
-    soft_labels: str | None = None  # a bank file: replay its crops, no teacher forward pass
-    crops_per_image: int = 4  # replayed crops per loaded image (batch_size counts crops)
-    # speed
-    device: str = "auto"
-    amp: str = "auto"  # "auto" (bf16 on GPUs that have it, else fp16; none on CPU), "bf16", "fp16", "none"
-    compile: bool = False
-    channels_last: bool = False
-    grad_checkpointing: bool = False
-    num_workers: int = 0
-    # bookkeeping
-    seed: int = 0
-    out: str | None = None  # receives config.json, metrics.jsonl, last.pt, best.pt
-    resume: bool = False  # continue the run saved in `out`
-    stop_after_steps: int | None = None  # stop (resumably) after this many optimizer steps in total
-    progress: bool = True
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else self.lr_base * self.batch_size / 512
-
-
-# Named recipes: overrides of the defaults. "imagenet" is the paper's (DeiT-style training with the
-# authors' larger learning rate, 0.001 x batch / 512, and 30 warm-up epochs; sret_facts.md).
-RECIPES: dict[str, dict] = {
-    "digits": {},
-    # an offline teacher for distillation on the digits (no hub model was trained on them)
-    "teacher-digits": dict(model="resnet18", epochs=30),
-    "cifar": dict(
-        model="sret_t_cifar", dataset="cifar10", epochs=200, batch_size=128, lr_base=4e-3, warmup_epochs=10,
-        weight_decay=0.05, label_smoothing=0.1, drop_path=0.1, auto_augment="rand-m9-mstd0.5-inc1",
-        re_prob=0.25, mixup=0.8, cutmix=1.0, num_workers=4,
-    ),
-    "imagenet": dict(
-        model="sret_t", dataset="imagefolder", epochs=300, batch_size=1024, lr_base=1e-3, warmup_epochs=30,
-        warmup_lr=1e-6, min_lr=1e-5, weight_decay=0.05, label_smoothing=0.1, drop_path=0.1,
-        auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25, mixup=0.8, cutmix=1.0, crop_scale=(0.08, 1.0),
-        hflip=0.5, ema=True, ema_decay=0.99996, num_workers=8,
-    ),
-}  # fmt: skip
-
-# fields that may change between a run and its resumption
-RESUMABLE_CHANGES = {"resume", "progress", "num_workers", "stop_after_steps", "out", "data_dir", "download", "device"}
+#: steps between two updates of the progress bar (each reads the running loss back from the GPU)
+LOG_EVERY = 10
 
 
 @dataclass
@@ -153,38 +77,6 @@ class TrainResult:
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; training stops before the bad step is applied."""
-
-
-# ---------------------------------------------------------------------------------------------
-# random-number-generator state, in a form torch.load(weights_only=True) accepts
-
-
-def rng_state() -> dict:
-    np_kind, np_keys, np_pos, np_gauss, np_cached = np.random.get_state()
-    state = dict(
-        torch=torch.get_rng_state(),
-        numpy=dict(keys=torch.from_numpy(np_keys.astype(np.int64)), pos=np_pos, has_gauss=np_gauss, cached=np_cached),
-        python=random.getstate(),
-    )
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class StopRequest:
@@ -213,63 +105,62 @@ class StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
-# ---------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """What a run holds while it trains: its tools, and the state a checkpoint saves.
 
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the GPU computes in bf16 natively (compute capability 8.0 or newer: A100, H100, ...).
-
-    `torch.cuda.is_bf16_supported()` also says yes for older GPUs (a T4) that only emulate it,
-    slowly; mixed precision there should be fp16.
+    `partial` is the epoch so far: the summed loss and correct predictions stay on the device (the
+    loop reads them back only for the progress bar and at the epoch's end), `seen` and `seconds`.
     """
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+    cfg: TrainConfig
+    dist: distributed.Dist
+    amp: str
+    out: Path | None
+    # data
+    img_size: int
+    num_classes: int
+    train_loader: torch.utils.data.DataLoader
+    test_loader: torch.utils.data.DataLoader
+    sampler: EpochBatchSampler
+    replay: bool  # batches are replayed crops of a soft-label bank: (images, labels, soft labels)
+    # model and optimisation
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model as it is called: wrapped by DDP, compiled
+    ema: ModelEmaV3 | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler | None
+    mixup: Mixup | None
+    criterion: torch.nn.Module
+    teacher: torch.nn.Module | None
+    distill: KDLoss | None
+    # where the run is
+    epoch: int = 0  # epochs completed
+    start_step: int = 0  # steps of the current epoch done before a resume
+    num_updates: int = 0
+    best: float = -1.0  # best test top-1 so far
+    history: list[dict] = field(default_factory=list)
+    partial: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def new_epoch(self) -> None:
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.partial = dict(loss=zero.clone(), correct=zero.clone(), seen=0, seconds=0.0)
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """The mixed precision of `amp` on `device`: "auto" is bf16 on GPUs with native bf16, fp16 on
-    older GPUs, none on the CPU."""
-    if amp == "auto":
-        if device.type != "cuda":
-            return "none"
-        return "bf16" if native_bf16(device) else "fp16"
-    if amp not in ("bf16", "fp16", "none"):
-        raise ValueError(f"amp={amp!r}: choose 'auto', 'bf16', 'fp16' or 'none'")
-    return amp
-
-
-def _check_resumable(saved: dict, cfg: TrainConfig) -> None:
-    now = asdict(cfg)
-    differ = {
-        k: (saved.get(k), now[k]) for k in now if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(now[k])
-    }
-    if differ:
-        raise ValueError(
-            f"cannot resume: the run in {cfg.out} was made with other settings {differ} (saved, now). "
-            "Resume with the same settings, or start a new run with another --out."
-        )
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple) else v
-
-
-def _history_lines(history: list[dict]) -> str:
-    return "".join(json.dumps(h) + "\n" for h in history)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def train(cfg: TrainConfig | None = None, *, model: torch.nn.Module | None = None, epoch_hook=None,
-          **overrides) -> TrainResult:  # fmt: skip
+def train(cfg: TrainConfig | None = None, *, model: torch.nn.Module | None = None,
+          epoch_hook: Callable | None = None, step_hook: Callable | None = None, **overrides) -> TrainResult:  # fmt: skip
     """Train a model as `cfg` (plus `overrides`) says; returns the history and the trained model.
 
     `model`: train this module instead of creating `cfg.model` by name (then `cfg.model` is only a
     label). `epoch_hook(epoch, model)`: called before every epoch (0-based), e.g. to move a schedule
-    such as `sret_mini.reparam.JoiningSchedule` along.
+    such as `sret_mini.reparam.JoiningSchedule` along. `step_hook(run, loss)`: called after every
+    optimizer step with the `Run` and the step's loss (a tensor on the device: reading it with
+    `.item()` waits for the GPU).
 
     Example:
         >>> result = train(TrainConfig(epochs=2, progress=False))
@@ -279,20 +170,40 @@ def train(cfg: TrainConfig | None = None, *, model: torch.nn.Module | None = Non
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)
     dist = distributed.setup(cfg.device)
     try:
-        return _train(cfg, dist, model, epoch_hook)
+        # the main process holds the run folder: one run at a time, none replaced by accident
+        with RunFolder(cfg.out, cfg.resume, cfg.overwrite) if cfg.out and dist.is_main else contextlib.nullcontext():
+            run = prepare(cfg, dist, model)
+            return loop(run, epoch_hook, step_hook)
     finally:
         distributed.teardown()
 
 
-def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None) -> TrainResult:
-    device, main = dist.device, dist.is_main
-    amp = resolve_amp(cfg.amp, device)
+def prepare(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module | None = None) -> Run:
+    """Everything before the first step: data, model, optimiser and schedule, teacher; a resume."""
     out = Path(cfg.out) if cfg.out else None
     if cfg.resume and not (out and (out / "last.pt").is_file()):
         raise FileNotFoundError(f"resume=True but there is no checkpoint {out}/last.pt to resume from")
     seed_everything(cfg.seed + dist.rank)
+    data = build_data(cfg, dist)
+    model = build_model(cfg, data["num_classes"], data["img_size"], dist.device, model)
+    amp = resolve_amp(cfg.amp, dist.device)
+    run = Run(cfg=cfg, dist=dist, amp=amp, out=out, **data, model=model,
+              net=model, **build_optimisation(cfg, model, data["num_classes"], data["sampler"].steps_per_epoch(), amp),
+              **build_teacher_of(cfg, data["num_classes"], data["img_size"], dist.device))  # fmt: skip
+    run.new_epoch()
+    if cfg.resume:
+        resume(run)
+    if dist.is_main and out:
+        write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    if dist.enabled:
+        run.net = DistributedDataParallel(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+    if cfg.compile:
+        run.net = torch.compile(run.net)
+    return run
 
-    # data ------------------------------------------------------------------------------------
+
+def build_data(cfg: TrainConfig, dist: distributed.Dist) -> dict:
+    """The loaders (each process its share), the sampler, and what the model must fit."""
     spec = load_dataset(cfg.dataset, root=cfg.data_dir, img_size=cfg.img_size, download=cfg.download,
                         **cfg.dataset_options)  # fmt: skip
     img_size = cfg.img_size or spec.img_size
@@ -309,25 +220,26 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
         if cfg.batch_size % cfg.crops_per_image:
             raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of crops_per_image {cfg.crops_per_image}")
         bank = SoftLabelBank(cfg.soft_labels)
-        wanted_teacher = (
-            teacher_id(cfg.teacher, cfg.teacher_checkpoint, cfg.teacher_pretrained) if cfg.teacher else None
-        )
+        wanted = teacher_id(cfg.teacher, cfg.teacher_checkpoint, cfg.teacher_pretrained) if cfg.teacher else None
         bank.check(dataset=spec.name, num_images=len(spec.train), num_classes=spec.num_classes, img_size=img_size,
-                   teacher=wanted_teacher)  # fmt: skip
+                   teacher=wanted)  # fmt: skip
         train_set = SoftLabelDataset(spec.train, bank, cfg.crops_per_image, seed=cfg.seed)
         images_per_step = cfg.batch_size // cfg.crops_per_image
     sampler = EpochBatchSampler(len(train_set), images_per_step, shuffle=True, drop_last=True, seed=cfg.seed,
                                 rank=dist.rank, world_size=dist.world_size)  # fmt: skip
     test_sampler = EpochBatchSampler(len(test_set), cfg.batch_size, shuffle=False, drop_last=False,
                                      rank=dist.rank, world_size=dist.world_size)  # fmt: skip
-    pin = device.type == "cuda"
-    train_loader = make_loader(train_set, sampler, cfg.num_workers, pin)
-    test_loader = make_loader(test_set, test_sampler, cfg.num_workers, pin)
+    pin = dist.device.type == "cuda"
+    return dict(img_size=img_size, num_classes=spec.num_classes, sampler=sampler, replay=bool(cfg.soft_labels),
+                train_loader=make_loader(train_set, sampler, cfg.num_workers, pin),
+                test_loader=make_loader(test_set, test_sampler, cfg.num_workers, pin))  # fmt: skip
 
-    # model, optimiser, schedule ------------------------------------------------------------------
+
+def build_model(cfg: TrainConfig, num_classes: int, img_size: int, device: torch.device,
+                model: torch.nn.Module | None = None) -> torch.nn.Module:  # fmt: skip
     if model is None:
-        kwargs = dict(num_classes=spec.num_classes, img_size=img_size) if cfg.model in list_models() else {}
-        kwargs.setdefault("num_classes", spec.num_classes)
+        kwargs = dict(num_classes=num_classes, img_size=img_size) if cfg.model in list_models() else {}
+        kwargs.setdefault("num_classes", num_classes)
         if cfg.drop_path is not None:
             kwargs["drop_path_rate"] = cfg.drop_path
         kwargs.update(cfg.model_kwargs)  # the caller's options win
@@ -337,182 +249,232 @@ def _train(cfg: TrainConfig, dist: distributed.Dist, model=None, epoch_hook=None
         model.set_grad_checkpointing(True)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    ema = ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None
+    return model
+
+
+def build_optimisation(cfg: TrainConfig, model: torch.nn.Module, num_classes: int, steps_per_epoch: int,
+                       amp: str) -> dict:  # fmt: skip
+    """The optimiser, its schedule (per step), the loss scaler (fp16), EMA, mixup and the loss."""
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = sampler.steps_per_epoch()
     scheduler, _ = create_scheduler_v2(
         optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
         warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, step_on_epochs=False, updates_per_epoch=steps_per_epoch,
     )  # fmt: skip
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
-                      num_classes=spec.num_classes)  # fmt: skip
+                      num_classes=num_classes)  # fmt: skip
     criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    device_type = next(model.parameters()).device.type
+    return dict(optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion,
+                scaler=torch.amp.GradScaler(device_type) if amp == "fp16" else None,
+                ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None)  # fmt: skip
+
+
+def build_teacher_of(cfg: TrainConfig, num_classes: int, img_size: int, device: torch.device) -> dict:
+    """An online teacher (not with a soft-label bank, which replaces it) and the distillation loss."""
     teacher = None
     if cfg.teacher and not cfg.soft_labels:
-        teacher_kwargs = dict(img_size=img_size) if cfg.teacher in list_models() else {}
-        teacher_kwargs.update(cfg.teacher_kwargs)
-        teacher = build_teacher(cfg.teacher, spec.num_classes, cfg.teacher_checkpoint, cfg.teacher_pretrained,
-                                **teacher_kwargs).to(device)  # fmt: skip
+        kwargs = dict(img_size=img_size) if cfg.teacher in list_models() else {}
+        kwargs.update(cfg.teacher_kwargs)
+        teacher = build_teacher(cfg.teacher, num_classes, cfg.teacher_checkpoint, cfg.teacher_pretrained, **kwargs)
+        teacher = teacher.to(device)
     distill = KDLoss(cfg.kd_temperature, cfg.kd_hard_weight) if teacher is not None or cfg.soft_labels else None
+    return dict(teacher=teacher, distill=distill)
 
-    # resume ------------------------------------------------------------------------------------
-    start_epoch, start_step, num_updates, best, history = 0, 0, 0, -1.0, []
-    partial = dict(loss=0.0, correct=0.0, seen=0, seconds=0.0)
-    if cfg.resume:
-        state = load_file(out / "last.pt")
-        _check_resumable(state["config"], cfg)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        start_epoch, start_step, num_updates = state["epoch"], state["step"], state["num_updates"]
-        best, history, partial = state["best_top1"], list(state["history"]), dict(state["partial"])
-        set_rng_state(state["rng"][dist.rank] if dist.rank < len(state["rng"]) else state["rng"][0])
-    if main and out:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
 
-    def checkpoint(epoch: int, step: int) -> None:
-        """Save everything a resumed run needs (on the main process; RNG states from every rank)."""
-        states = [rng_state()]
-        if dist.enabled:
-            states = [None] * dist.world_size
-            torch.distributed.all_gather_object(states, rng_state())
-        if not (main and out):
-            return
-        save_atomic(
-            dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                 scaler=scaler.state_dict() if scaler else None, ema=ema.module.state_dict() if ema else None,
-                 epoch=epoch, step=step, num_updates=num_updates, best_top1=best, history=history,
-                 partial=partial, rng=states, config=asdict(cfg)),
-            out / "last.pt",
-        )  # fmt: skip
+def resume(run: Run) -> None:
+    """Continue the run saved in `out/last.pt`: weights, optimiser, schedule, generators, the epoch so far."""
+    state = load_file(run.out / "last.pt")
+    check_resumable(state["config"], run.cfg)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None:
+        run.ema.module.load_state_dict(state["ema"])
+    run.epoch, run.start_step, run.num_updates = state["epoch"], state["step"], state["num_updates"]
+    run.best, run.history = state["best_top1"], list(state["history"])
+    saved = state["partial"]
+    run.partial = dict(saved, loss=torch.tensor(saved["loss"], dtype=torch.float64, device=run.device),
+                       correct=torch.tensor(saved["correct"], dtype=torch.float64, device=run.device))  # fmt: skip
+    rank = run.dist.rank
+    set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+    if run.dist.is_main and (fixed := repair(run.out, state)):  # a kill between the writes of an epoch's end
+        print(f"resume: {', '.join(fixed)} rewritten from {run.out}/last.pt", file=sys.stderr)
 
-    net = (
-        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if dist.enabled
-        else model
-    )
-    if cfg.compile:
-        net = torch.compile(net)
 
-    # the loop ----------------------------------------------------------------------------------
+def save_last(run: Run, epoch: int, step: int) -> None:
+    """Save everything a resumed run needs to last.pt (on the main process; RNG states from every rank)."""
+    states = [rng_state()]
+    if run.dist.enabled:
+        states = [None] * run.dist.world_size
+        torch.distributed.all_gather_object(states, rng_state())
+    if not (run.dist.is_main and run.out):
+        return
+    partial = dict(run.partial, loss=run.partial["loss"].item(), correct=run.partial["correct"].item())
+    save_atomic(
+        dict(model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+             scaler=run.scaler.state_dict() if run.scaler else None,
+             ema=run.ema.module.state_dict() if run.ema else None, epoch=epoch, step=step,
+             num_updates=run.num_updates, best_top1=run.best, history=run.history, partial=partial, rng=states,
+             config=asdict(run.cfg)),
+        run.out / "last.pt",
+    )  # fmt: skip
+
+
+def loop(run: Run, epoch_hook: Callable | None = None, step_hook: Callable | None = None) -> TrainResult:
+    """Epoch after epoch: the steps of one epoch, then the epoch's end; Ctrl-C stops after a step."""
     stopped = None
     with StopRequest() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(run.epoch, run.cfg.epochs):
             if epoch_hook is not None:
-                epoch_hook(epoch, model)
-            sampler.set_epoch(epoch, start_step)
-            model.train()
+                epoch_hook(epoch, run.model)
             tic = time.perf_counter()
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress),
-                       leave=False, dynamic_ncols=True)  # fmt: skip
-            for step, batch in enumerate(bar, start=start_step):
-                images, labels, soft = (*batch, None)[:3]
-                if soft is not None:  # replayed crops: (B, m, ...) -> (B * m, ...)
-                    images, labels, soft = images.flatten(0, 1), labels.flatten(0, 1), soft.flatten(0, 1).to(device)
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                if cfg.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                targets = labels
-                if mixup is not None:
-                    images, targets = mixup(images, labels)
-                with autocast(device, amp):
-                    logits = net(images)
-                    if soft is not None:
-                        loss = distill(logits.float(), teacher_probs=soft, labels=labels)
-                    elif teacher is not None:
-                        with torch.no_grad():
-                            teacher_logits = teacher(images)
-                        loss = distill(logits.float(), teacher_logits.float(), labels=targets)
-                    else:
-                        loss = criterion(logits, targets)
-
-                flags = distributed.all_sum(torch.tensor([float(not torch.isfinite(loss)), float(stop.requested)]))
-                if flags[0] > 0:
-                    raise NonFiniteLoss(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                        f"(learning rate {optimizer.param_groups[0]['lr']:.2e}); nothing of this step was applied"
-                        f"{f' and the last good checkpoint is {out}/last.pt' if out else ''}. Lower the learning "
-                        "rate (--lr), clip gradients (--clip-grad 1.0), or check the data for NaNs."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if cfg.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                num_updates += 1
-                scheduler.step_update(num_updates)
-                if ema is not None:
-                    ema.update(model, step=num_updates)
-
-                n = len(labels)
-                partial["loss"] += loss.item() * n
-                partial["correct"] += (logits.argmax(-1) == labels).sum().item()
-                partial["seen"] += n
-                if main and cfg.progress:
-                    seconds = partial["seconds"] + time.perf_counter() - tic
-                    bar.set_postfix(loss=f"{partial['loss'] / partial['seen']:.3f}",
-                                    acc=f"{100 * partial['correct'] / partial['seen']:.1f}",
-                                    img_s=f"{partial['seen'] * dist.world_size / seconds:.0f}")  # fmt: skip
-                budget_spent = cfg.stop_after_steps is not None and num_updates >= cfg.stop_after_steps
-                if flags[1] > 0 or budget_spent:
-                    partial["seconds"] += time.perf_counter() - tic
-                    checkpoint(epoch, step + 1)
-                    stopped = "ctrl-c" if flags[1] > 0 else "stop_after_steps"
-                    break
+            stopped = train_epoch(run, epoch, stop, step_hook)
+            run.partial["seconds"] += time.perf_counter() - tic
             if stopped:
+                save_last(run, epoch, run.start_step)
                 break
+            end_epoch(run, epoch)
+    run.model.eval()
+    if run.dist.is_main and stopped:
+        where = (
+            f"saved {run.out}/last.pt; continue with resume=True (--resume)" if run.out else "no --out: nothing saved"
+        )
+        print(f"stopped ({stopped}) after {run.num_updates} optimizer steps: {where}", file=sys.stderr)
+    return TrainResult(run.history, run.model, run.ema.module if run.ema else None, stopped, run.out)
 
-            # end of epoch: evaluate, record, save
-            train_seconds = partial["seconds"] + time.perf_counter() - tic
-            stats = evaluate(net, test_loader, device, amp, cfg.channels_last)
-            totals = distributed.all_sum(torch.tensor([partial["loss"], partial["correct"], partial["seen"]],
-                                                      dtype=torch.float64))  # fmt: skip
-            record = dict(
-                epoch=epoch + 1, step=num_updates, train_loss=totals[0].item() / totals[2].item(),
-                train_top1=100 * totals[1].item() / totals[2].item(), test_loss=stats["loss"],
-                test_top1=stats["top1"], test_top5=stats["top5"], lr=optimizer.param_groups[0]["lr"],
-                images_per_s=totals[2].item() / train_seconds, seconds=time.perf_counter() - tic,
-            )  # fmt: skip
-            if ema is not None:
-                record["ema_test_top1"] = evaluate(ema.module, test_loader, device, amp, cfg.channels_last)["top1"]
-            history.append(record)
-            start_step, partial = 0, dict(loss=0.0, correct=0.0, seen=0, seconds=0.0)
-            improved = record["test_top1"] > best
-            best = max(best, record["test_top1"])
-            checkpoint(epoch + 1, 0)
-            if main and out:
-                _write_text_atomic(out / "metrics.jsonl", _history_lines(history))
-                if improved:
-                    save_atomic(dict(model=model.state_dict(), ema=ema.module.state_dict() if ema else None,
-                                     epoch=epoch + 1, test_top1=record["test_top1"], config=asdict(cfg)),
-                                out / "best.pt")  # fmt: skip
-            if main and cfg.progress:
-                tqdm.write(
-                    f"epoch {epoch + 1}/{cfg.epochs}  train loss {record['train_loss']:.3f}  "
-                    f"test loss {record['test_loss']:.3f}  test top-1 {record['test_top1']:.2f}%  "
-                    f"{record['images_per_s']:.0f} img/s  {record['seconds']:.1f} s"
-                )
-    model.eval()
-    if main and stopped:
-        where = f"saved {out}/last.pt; continue with resume=True (--resume)" if out else "no --out: nothing saved"
-        print(f"stopped ({stopped}) after {num_updates} optimizer steps: {where}", file=sys.stderr)
-    return TrainResult(history, model, ema.module if ema else None, stopped, out)
+
+def train_epoch(run: Run, epoch: int, stop: StopRequest, step_hook: Callable | None = None) -> str | None:
+    """The steps of one epoch (from `run.start_step` on a resume); why it stopped early, or None."""
+    cfg, main = run.cfg, run.dist.is_main
+    run.sampler.set_epoch(epoch, run.start_step)
+    run.model.train()
+    bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress),
+               leave=False, dynamic_ncols=True)  # fmt: skip
+    tic = time.perf_counter()
+    for step, batch in enumerate(bar, start=run.start_step):
+        images, labels, soft = unpack(batch, run.replay, run.device, cfg.channels_last)
+        loss, logits = forward(run, images, labels, soft)
+        # one read-back per step: every process must agree to stop (NaN, Ctrl-C) before anything is applied
+        flags = distributed.all_sum(torch.tensor([float(not torch.isfinite(loss)), float(stop.requested)]))
+        if flags[0] > 0:
+            raise non_finite(run, loss, epoch, step)
+        update(run, loss)
+        run.partial["loss"] += loss.detach().double() * len(labels)
+        run.partial["correct"] += (logits.argmax(-1) == labels).sum()
+        run.partial["seen"] += len(labels)
+        run.start_step = step + 1
+        if step_hook is not None:
+            step_hook(run, loss.detach())
+        if main and cfg.progress and step % LOG_EVERY == 0:
+            seen, seconds = run.partial["seen"], run.partial["seconds"] + time.perf_counter() - tic
+            bar.set_postfix(loss=f"{run.partial['loss'].item() / seen:.3f}",
+                            acc=f"{100 * run.partial['correct'].item() / seen:.1f}",
+                            img_s=f"{seen * run.dist.world_size / seconds:.0f}")  # fmt: skip
+        if flags[1] > 0:
+            return "ctrl-c"
+        if cfg.stop_after_steps is not None and run.num_updates >= cfg.stop_after_steps:
+            return "stop_after_steps"
+    return None
+
+
+def unpack(batch, replay: bool, device: torch.device, channels_last: bool):
+    """(images, labels, soft labels or None) on the device; replayed crops (B, m, ...) -> (B * m, ...)."""
+    images, labels, soft = batch if replay else (*batch, None)
+    if replay:
+        images, labels, soft = images.flatten(0, 1), labels.flatten(0, 1), soft.flatten(0, 1).to(device)
+    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels, soft
+
+
+def forward(run: Run, images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None):
+    """(loss, logits) of a batch: soft labels replayed, an online teacher's, or the labels (mixed)."""
+    targets = labels
+    if run.mixup is not None:
+        images, targets = run.mixup(images, labels)
+    with autocast(run.device, run.amp):
+        logits = run.net(images)
+        if soft is not None:
+            return run.distill(logits.float(), teacher_probs=soft, labels=labels), logits
+        if run.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = run.teacher(images)
+            return run.distill(logits.float(), teacher_logits.float(), labels=targets), logits
+        return run.criterion(logits, targets), logits
+
+
+def update(run: Run, loss: torch.Tensor) -> None:
+    """One optimizer step: backward (scaled for fp16), clipping, the step, the schedule, EMA."""
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    if run.cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_grad)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.num_updates += 1
+    run.scheduler.step_update(run.num_updates)
+    if run.ema is not None:
+        run.ema.update(run.model, step=run.num_updates)
+
+
+def non_finite(run: Run, loss: torch.Tensor, epoch: int, step: int) -> NonFiniteLoss:
+    saved = run.out is not None and (run.out / "last.pt").is_file()
+    return NonFiniteLoss(
+        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} (learning rate "
+        f"{run.optimizer.param_groups[0]['lr']:.2e}); nothing of this step was applied"
+        f"{f' and the last good checkpoint is {run.out}/last.pt' if saved else ''}. Lower the learning rate "
+        "(--lr), clip gradients (--clip-grad 1.0), or check the data for NaNs."
+    )
+
+
+def end_epoch(run: Run, epoch: int) -> None:
+    """Evaluate, record, save: last.pt first (it holds the history), then best.pt and metrics.jsonl."""
+    cfg, main = run.cfg, run.dist.is_main
+    tic = time.perf_counter()
+    stats = evaluate(run.net, run.test_loader, run.device, run.amp, cfg.channels_last)
+    loss, correct, seen = distributed.all_sum(
+        torch.stack([run.partial["loss"], run.partial["correct"], run.partial["loss"].new_tensor(run.partial["seen"])])
+    ).tolist()
+    record = dict(
+        epoch=epoch + 1, step=run.num_updates, train_loss=loss / seen, train_top1=100 * correct / seen,
+        test_loss=stats["loss"], test_top1=stats["top1"], test_top5=stats["top5"],
+        lr=run.optimizer.param_groups[0]["lr"], images_per_s=seen / run.partial["seconds"],
+        seconds=run.partial["seconds"] + time.perf_counter() - tic,
+    )  # fmt: skip
+    if run.ema is not None:
+        record["ema_test_top1"] = evaluate(run.ema.module, run.test_loader, run.device, run.amp, cfg.channels_last)[
+            "top1"
+        ]
+    run.history.append(record)
+    improved = record["test_top1"] > run.best
+    run.best = max(run.best, record["test_top1"])
+    run.start_step = 0
+    run.new_epoch()
+    save_last(run, epoch + 1, 0)  # a kill before the next two writes is repaired on resume (rundir.repair)
+    if main and run.out:
+        if improved:
+            ema = run.ema.module.state_dict() if run.ema else None
+            save_atomic(best_checkpoint(run.model.state_dict(), ema, epoch + 1, record["test_top1"], asdict(cfg)),
+                        run.out / "best.pt")  # fmt: skip
+        write_text(run.out / "metrics.jsonl", history_lines(run.history))
+    if main and cfg.progress:
+        tqdm.write(
+            f"epoch {epoch + 1}/{cfg.epochs}  train loss {record['train_loss']:.3f}  "
+            f"test loss {record['test_loss']:.3f}  test top-1 {record['test_top1']:.2f}%  "
+            f"{record['images_per_s']:.0f} img/s  {record['seconds']:.1f} s"
+        )
 
 
 def offline_teacher(out: str | Path | None = None, model: str = "resnet18", dataset: str = "digits",
@@ -531,10 +493,10 @@ def offline_teacher(out: str | Path | None = None, model: str = "resnet18", data
     wanted = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUMABLE_CHANGES}
     if final.is_file() and saved.is_file():
         have = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RESUMABLE_CHANGES}
-        if have == wanted and torch.load(final, weights_only=True)["epoch"] == epochs:
+        if have == wanted and load_file(final)["epoch"] == epochs:
             print(f"teacher: loaded {final}")
             return final
-    train(cfg)
+    train(dataclasses.replace(cfg, overwrite=True))  # a run of other settings, or an unfinished one
     print(f"teacher: trained {final}")
     return final
 

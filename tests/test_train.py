@@ -188,3 +188,14 @@ def test_auto_mixed_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch, cap
     assert resolve_amp("auto", torch.device("cuda")) == expected
     assert resolve_amp("auto", torch.device("cpu")) == "none"
     assert resolve_amp("fp16", torch.device("cuda")) == "fp16"
+
+
+def test_the_step_hook_sees_every_optimizer_step():
+    seen = []
+
+    def hook(run, loss):
+        seen.append((run.num_updates, loss.item(), run.model.training))
+
+    result = train(TrainConfig(**QUICK), step_hook=hook)
+    assert [n for n, _, _ in seen] == list(range(1, result.history[-1]["step"] + 1))
+    assert all(training and loss == loss for _, loss, training in seen)  # finite losses, in training mode

@@ -41,8 +41,7 @@ class DigitsDataset(Dataset):
         x_train, y_train, x_test, y_test = digits_split()
         images, labels = (x_train, y_train) if train else (x_test, y_test)
         self.images = [
-            Image.fromarray(im).resize((img_size, img_size), Image.Resampling.BICUBIC).convert("RGB")
-            for im in images
+            Image.fromarray(im).resize((img_size, img_size), Image.Resampling.BICUBIC).convert("RGB") for im in images
         ]
         self.targets = [int(y) for y in labels]
         self.transform = transform

@@ -40,8 +40,9 @@ def package_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def fetch_command(name: str, root: Path) -> str:
-    return f"sret-mini download {name} --root {root}"
+def fetch_command(name: str, root: Path, options: str = "") -> str:
+    """The `sret-mini download` command line that fetches dataset `name` into `root`."""
+    return f"sret-mini download {name} --root {root}{f' {options}' if options else ''}"
 
 
 @contextmanager
@@ -55,7 +56,8 @@ def network_timeout(seconds: float = TIMEOUT_S):
         socket.setdefaulttimeout(old)
 
 
-def fetch_or_explain(name: str, expected: Path, root: Path, fetch: Callable[[], object], size: str) -> None:
+def fetch_or_explain(name: str, expected: Path, root: Path, fetch: Callable[[], object], size: str,
+                     options: str = "") -> None:  # fmt: skip
     """Run `fetch()` (a download); on any network or integrity failure raise DatasetUnavailable."""
     try:
         with network_timeout():
@@ -63,14 +65,14 @@ def fetch_or_explain(name: str, expected: Path, root: Path, fetch: Callable[[], 
     except (urllib.error.URLError, OSError, RuntimeError, TimeoutError) as e:
         raise DatasetUnavailable(
             f"{name} is not in {expected} and could not be downloaded ({type(e).__name__}: {e}). "
-            f"On a machine with internet access run `{fetch_command(name, root)}` ({size}), "
+            f"On a machine with internet access run `{fetch_command(name, root, options)}` ({size}), "
             f"or copy the files to {expected}."
         ) from e
 
 
-def missing(name: str, expected: Path, root: Path, size: str) -> DatasetUnavailable:
+def missing(name: str, expected: Path, root: Path, size: str, options: str = "") -> DatasetUnavailable:
     """The error for a dataset that is absent while downloads are switched off."""
     return DatasetUnavailable(
-        f"{name} not found: expected {expected}. Fetch it with `{fetch_command(name, root)}` ({size}), "
+        f"{name} not found: expected {expected}. Fetch it with `{fetch_command(name, root, options)}` ({size}), "
         f"or pass download=True."
     )

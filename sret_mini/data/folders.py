@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder, Imagenette
 
 from .download import DatasetUnavailable, fetch_or_explain, missing
@@ -24,13 +25,23 @@ def imagenette_splits(root: Path, size: str = "160px", download: bool = True):
     if size not in IMAGENETTE_SIZES:
         raise ValueError(f"imagenette size={size!r}: choose one of {list(IMAGENETTE_SIZES)}")
     expected = Path(root) / f"imagenette2-{size[:-2]}"
-    name = f"imagenette (size {size})"
+    option = f"--size {size}"  # sret-mini download imagenette --size 320px
     if not expected.is_dir():
         if not download:
-            raise missing("imagenette", expected, Path(root), IMAGENETTE_SIZES[size])
-        fetch_or_explain(name, expected, Path(root), lambda: Imagenette(str(root), size=size, download=True),
-                         IMAGENETTE_SIZES[size])  # fmt: skip
-    return Imagenette(str(root), split="train", size=size), Imagenette(str(root), split="val", size=size)
+            raise missing("imagenette", expected, Path(root), IMAGENETTE_SIZES[size], option)
+        fetch_or_explain("imagenette", expected, Path(root), lambda: Imagenette(str(root), size=size, download=True),
+                         IMAGENETTE_SIZES[size], option)  # fmt: skip
+    return (Imagenette(str(root), split="train", size=size, loader=open_image),
+            Imagenette(str(root), split="val", size=size, loader=open_image))  # fmt: skip
+
+
+def open_image(path: str) -> Image.Image:
+    """An image file as RGB; a file that is no image (or a damaged one) is named in the error."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # SyntaxError: Pillow's "broken PNG file"
+        raise ValueError(f"{path} is not a readable image ({e}): remove it from the folder or replace it") from e
 
 
 def _split_dirs(root: Path, name: str) -> tuple[Path, Path]:
@@ -47,7 +58,7 @@ def _split_dirs(root: Path, name: str) -> tuple[Path, Path]:
 def image_folder_splits(root: Path):
     """(train, val) ImageFolder datasets of an ImageNet-style folder."""
     train, val = _split_dirs(root, "imagefolder")
-    return ImageFolder(str(train)), ImageFolder(str(val))
+    return ImageFolder(str(train), loader=open_image), ImageFolder(str(val), loader=open_image)
 
 
 def read_class_list(path: Path) -> list[str]:
@@ -78,4 +89,5 @@ def imagenet100_splits(imagenet_root: Path, class_list: Path = IMAGENET100_LIST)
     """(train, val) of the 100-class subset of a local ImageNet, classes from `class_list`."""
     classes = read_class_list(class_list)
     train, val = _split_dirs(imagenet_root, "imagenet100")
-    return SubsetImageFolder(str(train), classes), SubsetImageFolder(str(val), classes)
+    return (SubsetImageFolder(str(train), classes, loader=open_image),
+            SubsetImageFolder(str(val), classes, loader=open_image))  # fmt: skip
