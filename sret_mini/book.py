@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from .distributed import pick_device
 from .seeding import seed_everything
 
 #: The profiles, from the quickest to the full-scale runs.
@@ -182,7 +183,7 @@ def setup(seed: int = 0, profile: str | None = None, verbose: bool = True) -> Bo
         os.environ[ENV_PROFILE] = profile
     env = BookEnv(
         profile=current_profile(),
-        device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+        device=pick_device(),
         seed=seed,
         data_dir=find_data_dir(),
         is_colab=in_colab(),
