@@ -75,8 +75,10 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
 
 
 def test_a_non_finite_loss_stops_the_run_with_advice(tmp_path):
-    with pytest.raises(NonFiniteLoss, match=r"the loss became (nan|inf).*Lower the learning rate"):
+    with pytest.raises(NonFiniteLoss, match=r"the loss became (nan|inf).*Lower the learning rate") as error:
         train(TrainConfig(**{**QUICK, "epochs": 20}, lr=1e6, warmup_epochs=0, out=str(tmp_path)))
+    # the message names a last good checkpoint only if one was written
+    assert ("last.pt" in str(error.value)) == (tmp_path / "last.pt").is_file()
 
 
 def test_parameters_named_by_no_weight_decay_get_none():
