@@ -44,6 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # sret_mini from this checkout 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from common import RESULTS, save  # noqa: E402
+from common import timed as seconds_per_call  # noqa: E402
 
 import sret_mini  # noqa: E402
 from sret_mini.data.shapes import LAB_ATTENTION, lab_model_kwargs  # noqa: E402
@@ -327,32 +328,15 @@ def run_loop(entry: dict, device: torch.device, warmup: int, timed: int) -> dict
             optimizer.step()
         model.zero_grad(set_to_none=False)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    start = time.perf_counter()
-    step()
-    sync()
-    first = time.perf_counter() - start
-    for _ in range(warmup - 1):
-        step()
-    sync()
-    tic = time.perf_counter()
-    for _ in range(timed):
-        step()
-    sync()
-    seconds = (time.perf_counter() - tic) / timed
+    first = seconds_per_call(step, 1, 0, device)  # the first step: compilation, allocation
+    seconds = seconds_per_call(step, timed, warmup - 1, device)
     r = dict(seconds_per_step=seconds, first_step_s=first, estimate_s=entry["full_steps"] * seconds)
     if entry.get("profile"):  # chapter 10 profiles its steps: check the profiler sees the GPU's kernels here
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        tic = time.perf_counter()
         with profile(activities=activities) as prof:
-            step()
-            sync()
-        r["profiled_step_s"] = time.perf_counter() - tic
+            r["profiled_step_s"] = seconds_per_call(step, 1, 0, device)
         r["profiled_kernel_us"] = sum(e.self_device_time_total for e in prof.key_averages())
         if device.type == "cuda" and r["profiled_kernel_us"] <= 0:
             raise RuntimeError("torch.profiler recorded no GPU kernel time (is CUPTI available?)")

@@ -41,15 +41,19 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def hash_tensor(digest, tensor: torch.Tensor) -> None:
+    """Feed a tensor's bytes (any dtype, any device) to a hashlib digest."""
+    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
 def tensor_checksum(obj) -> str:
     """SHA-256 (hex) of every tensor in `obj` (dicts, lists, tuples), with where each sits in it."""
     digest = hashlib.sha256()
 
     def visit(value, where: str) -> None:
         if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            digest.update(f"{where}:{t.dtype}:{tuple(t.shape)};".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(f"{where}:{value.dtype}:{tuple(value.shape)};".encode())
+            hash_tensor(digest, value)
         elif isinstance(value, dict):
             for key in sorted(value, key=str):
                 visit(value[key], f"{where}/{key}")

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .attention import SlicedGroupAttention  # noqa: F401  (the doctest's example)
 from .config import to_2tuple
 
 
@@ -68,6 +67,7 @@ def count_call_macs(module: nn.Module, *args) -> int:
     """Multiply-accumulates of `module(*args)`, for any module (one attention layer, one block).
 
     Example:
+        >>> from sret_mini import SlicedGroupAttention
         >>> layer = SlicedGroupAttention(dim=64, heads=2)
         >>> count_call_macs(layer, torch.empty(1, 196, 64), 4)  # 196 tokens in 4 groups
         4440576

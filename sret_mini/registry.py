@@ -1,10 +1,11 @@
 """Named SReT variants, registered with timm on `import sret_mini`.
 
-Each released model is an `SReTConfig` in `sret_mini.variants.VARIANTS`; the `@register_model` functions below are
-the timm entry points, so `timm.create_model("sret_t", num_classes=10)` works once `sret_mini` is
-imported. Pretrained tags name the authors' releases (`sret_t.in1k`, `sret_t.dist_in1k`, ...). The
-files are on Google Drive (links in each config's `notes`) and cannot be fetched automatically:
-download one and pass it with `checkpoint_path=` (or timm's `pretrained_cfg_overlay=dict(file=...)`).
+Each released model is an `SReTConfig` in `sret_mini.variants.VARIANTS`; the `@register_model`
+functions below are the timm entry points, so `timm.create_model("sret_t", num_classes=10)` works
+once `sret_mini` is imported. Pretrained tags name the authors' releases (`sret_t.in1k`,
+`sret_t.dist_in1k`, ...). The files are on Google Drive (links in each config's `notes`) and cannot
+be fetched automatically: download one and pass it with `checkpoint_path=` (or timm's
+`pretrained_cfg_overlay=dict(file=...)`).
 """
 
 from __future__ import annotations

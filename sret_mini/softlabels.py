@@ -32,7 +32,7 @@ from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from tqdm.auto import tqdm
 
 from .data.transforms import sample_seed, seeded_rng
-from .files import atomic_write
+from .files import atomic_write, hash_tensor
 
 FORMAT = "sret_mini.softlabels/2"  # 2: with a checksum of tensors and metadata
 
@@ -122,8 +122,7 @@ def bank_checksum(info: str, shapes: dict[str, list[int]], rows, chunk: int = 40
     for name in sorted(shapes):
         digest.update(f"{name}:{list(shapes[name])};".encode())
         for a in range(0, shapes[name][0], chunk):
-            block = rows(name, a, min(a + chunk, shapes[name][0])).contiguous()
-            digest.update(block.reshape(-1).view(torch.uint8).numpy().tobytes())
+            hash_tensor(digest, rows(name, a, min(a + chunk, shapes[name][0])))
     return digest.hexdigest()
 
 
