@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+# the results ship with the package (sret_mini/results, read by sret_mini.book.read_result);
+# bench/results is a link to that folder
+RESULTS = Path(__file__).parents[1] / "sret_mini" / "results"
 
 
 def device_name(device: torch.device) -> str:
@@ -41,7 +43,7 @@ def environment(device: torch.device) -> dict:
 
 
 def save(name: str, device: torch.device, results: list[dict], folder: str | Path | None = None) -> Path:
-    """Write <folder>/<name>-<device type>.json (default folder: bench/results) and return its path."""
+    """Write <folder>/<name>-<device type>.json (default folder: sret_mini/results) and return its path."""
     folder = Path(folder) if folder is not None else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{device.type}.json"

@@ -80,7 +80,7 @@ def recursion_variants() -> dict[str, dict]:
 
 
 def imagenette_settings() -> dict:
-    """Chapter 8's scaled ImageNet recipe (08_imagenet, cell 13; its rescaled ema_decay costs nothing)."""
+    """Chapter 8's scaled ImageNet recipe (07_imagenet, cell 13; its rescaled ema_decay costs nothing)."""
     recipe = RECIPES["imagenet"]
     return dict(recipe, model="sret_t", dataset="imagenette", dataset_options={"size": "320px"}, img_size=160,
                 epochs=100, warmup_epochs=100 * recipe["warmup_epochs"] / recipe["epochs"], batch_size=128,
@@ -106,52 +106,52 @@ def chapter_table() -> list[dict]:
                model="sret_t_noslice", model_kwargs=dict(num_classes=10), img_size=size, batch=16, full_steps=21)
           for size in (224, 384)],
         # 06: the teacher (cell 7), a soft-label bank of 20 crops, top-5 (cell 17), three students (cell 25)
-        dict(chapter="06_distillation", cell=7, label="teacher resnet18", kind="train", runs=1,
+        dict(chapter="05_distillation", cell=7, label="teacher resnet18", kind="train", runs=1,
              train_images=CIFAR10_TRAIN, makes=TEACHER,
              config={**CIFAR, "epochs": 100, "model": "resnet18", "dataset": "cifar10"}),
-        dict(chapter="06_distillation", cell=25, label="student, hard labels", kind="train", runs=1,
+        dict(chapter="05_distillation", cell=25, label="student, hard labels", kind="train", runs=1,
              train_images=CIFAR10_TRAIN, config=student),
-        dict(chapter="06_distillation", cell=25, label="student, online teacher", kind="train", runs=1,
+        dict(chapter="05_distillation", cell=25, label="student, online teacher", kind="train", runs=1,
              train_images=CIFAR10_TRAIN, config=dict(student, teacher="resnet18", teacher_checkpoint=TEACHER)),
-        dict(chapter="06_distillation", cell=25, label="student, bank top-5", kind="train", runs=1,
+        dict(chapter="05_distillation", cell=25, label="student, bank top-5", kind="train", runs=1,
              train_images=CIFAR10_TRAIN, bank=dict(crops=20, topk=5),
              config=dict(student, soft_labels=BANK, teacher="resnet18", teacher_checkpoint=TEACHER)),
-        dict(chapter="06_distillation", cell=28, label="student steps (fp32)", kind="loop", model="sret_t_cifar",
+        dict(chapter="05_distillation", cell=28, label="student steps (fp32)", kind="loop", model="sret_t_cifar",
              img_size=32, batch=64, full_steps=2 * 4096 // 64),
         # 07: one step of each precision setting (cell 13), then the four networks (cell 17)
-        dict(cifar_loop, chapter="07_cifar_gpu", cell=13, label="fp32"),
-        dict(cifar_loop, chapter="07_cifar_gpu", cell=13, label="bf16 autocast", precision="bf16"),
-        dict(cifar_loop, chapter="07_cifar_gpu", cell=13, label="bf16 + channels-last", precision="bf16",
+        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="fp32"),
+        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 autocast", precision="bf16"),
+        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 + channels-last", precision="bf16",
              channels_last=True),
-        dict(cifar_loop, chapter="07_cifar_gpu", cell=13, label="bf16 + channels-last + compile", precision="bf16",
+        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 + channels-last + compile", precision="bf16",
              channels_last=True, compile=True),
-        *[dict(chapter="07_cifar_gpu", cell=17, label=label, kind="train", runs=1, train_images=CIFAR10_TRAIN,
+        *[dict(chapter="06_cifar_gpu", cell=17, label=label, kind="train", runs=1, train_images=CIFAR10_TRAIN,
                config={**CIFAR, "amp": "auto", "epochs": 100, "warmup_epochs": 10, "model": name,
                        "model_kwargs": options})
           for label, name, options in (
               ("recursion + slices", "sret_t_cifar", {}), ("recursion", "sret_t_cifar_noslice", {}),
               ("slices (no recursion)", "sret_t_cifar_norec", {}),
               ("neither", "sret_t_cifar_norec", dict(groups_first=(1, 1, 1), groups_recursive=(1, 1, 1))))],
-        dict(chapter="08_imagenet", cell=15, label="recipe, 160 px, EMA", kind="train", runs=1,
+        dict(chapter="07_imagenet", cell=15, label="recipe, 160 px, EMA", kind="train", runs=1,
              train_images=IMAGENETTE_TRAIN, config=imagenette),
-        dict(chapter="08_imagenet", cell=15, label="no strong augmentation", kind="train", runs=1,
+        dict(chapter="07_imagenet", cell=15, label="no strong augmentation", kind="train", runs=1,
              train_images=IMAGENETTE_TRAIN, config=light),
-        dict(chapter="08_imagenet", cell=24, label="fine-tune at 224 px", kind="train", runs=1,
+        dict(chapter="07_imagenet", cell=24, label="fine-tune at 224 px", kind="train", runs=1,
              train_images=IMAGENETTE_TRAIN,
              config=dict(light, img_size=224, epochs=10, warmup_epochs=0, ema=False)),
-        *[dict(chapter="09_extreme_depth", cell=21, label=name, kind="loop", model=name,
+        *[dict(chapter="08_extreme_depth", cell=21, label=name, kind="loop", model=name,
                model_kwargs=dict(num_classes=10), img_size=32, batch=128, full_steps=steps)
           for name, steps in (("sret_deep100", 2000), ("sret_deep1000", 500))],
         # 10: a warm-up and three profiled rounds of each network (cell 22) and of the 100-layer SReT (cell 36)
-        *[dict(chapter="10_performance", cell=22, label=name, kind="loop", model=name, model_kwargs=kwargs,
+        *[dict(chapter="09_performance", cell=22, label=name, kind="loop", model=name, model_kwargs=kwargs,
                img_size=224, batch=128, precision="bf16", profile=True, full_steps=4)
           for name, kwargs in (("sret_t", {}), ("sret_t_noslice", dict(drop_path_rate=0.1)),
                                ("deit_tiny_patch16_224", {}))],
-        *[dict(chapter="10_performance", cell=36, label=f"100 layers, checkpointing {ckpt}", kind="loop",
+        *[dict(chapter="09_performance", cell=36, label=f"100 layers, checkpointing {ckpt}", kind="loop",
                model="sret_deep100", model_kwargs=dict(num_classes=10, loops=10), img_size=224, batch=32,
                precision="bf16", optimizer=False, checkpointing=ckpt, profile=True, full_steps=4 - ckpt)
           for ckpt in (False, True)],
-        *[dict(chapter="11_depth_two_ways", cell=31, label=label, kind="train", runs=3, train_images=CIFAR10_TRAIN,
+        *[dict(chapter="10_depth_two_ways", cell=31, label=label, kind="train", runs=3, train_images=CIFAR10_TRAIN,
                branched=dict(depth=depth, branches=branches),
                config={**CIFAR, "img_size": 32, "epochs": 100, "model": label})
           for label, depth, branches in (("deep", 12, 1), ("reparam 6", 6, 2), ("reparam 4", 4, 3),
