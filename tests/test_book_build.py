@@ -158,6 +158,11 @@ def test_page_loads_every_image_and_shows_no_error_in_a_browser(page, html_dir, 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(SCREENSHOTS / f"{Path(page).name}.png"), full_page=True)
         output_images = tab.locator(".cell_output img").count()
+        # code shown in outputs (the package's source, book.source) fits the column: no sideways scroll
+        scrolling = tab.eval_on_selector_all(
+            ".cell_output div.highlight pre",
+            "pres => pres.filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.slice(0, 60))",
+        )
     finally:
         context.close()
 
@@ -173,5 +178,6 @@ def test_page_loads_every_image_and_shows_no_error_in_a_browser(page, html_dir, 
     assert not any(errors.values()), f"{page} shows error outputs: {errors}"
     assert "Traceback (most recent call last)" not in text, f"{page} shows a traceback"
     assert not stderr, f"{page} shows errors or warnings on stderr: {stderr}"
+    assert not scrolling, f"{page} shows code that scrolls sideways at 1280 px (starting {scrolling})"
     if (ROOT / f"{page}.ipynb").is_file():
         assert output_images > 0, f"{page} is a chapter but shows no figure"
