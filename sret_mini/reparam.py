@@ -11,10 +11,10 @@ layers instead of 12, with up to 37% lower latency on mobile CPUs, and names thr
 3. the branches are joined gradually during training at the inputs of the non-linear parts, so
    that FFN and attention branches merge with no approximation at test time.
 
-Only the abstract was available to this project. Everything in this module (the joining rule, the
-choice of q, k and v as the joined inputs of attention, averaging the branches, the schedule, mean
-pooling) is THIS PROJECT'S RECONSTRUCTION, designed so that the merge is exact. It is not the
-authors' code, and it reproduces none of their numbers.
+The abstract names the ingredients, not their details: everything else in this module (the
+joining rule, the choice of q, k and v as the joined inputs of attention, averaging the branches,
+the schedule, mean pooling) is sret_mini's own construction, designed so that the merge is exact.
+It is not the authors' code, and it reproduces none of their numbers.
 
 Why the merge is exact. Hidden unit i of FFN branch k computes GELU(h_k,i) and writes it to the
 output through column i of fc2_k. Without joining, K branches are already one FFN, but one with
@@ -352,7 +352,7 @@ class JoiningSchedule:
     """lam = 0 until `start`, rising linearly to 1 at `end`, then 1 (fractions of training).
 
     The branches first train independently, then join, and the last part of training runs in the
-    joined form, so the merged network is exactly the one that was trained last (this project's
+    joined form, so the merged network is exactly the one that was trained last (sret_mini's
     choice of schedule; the abstract says only that the branches join gradually).
     """
 
@@ -426,3 +426,31 @@ def merge(model: ViT) -> ViT:
     ).to(model.pos_embed)  # same device and dtype
     plain.load_state_dict(merged_state_dict(model))  # strict: every weight of the plain model is set
     return plain.train(model.training)
+
+
+# -------------------------------------------------------------------------------------------------
+# the other way to depth: recursion; and the network that either way deploys
+def recursive(model: ViT, loops: int) -> ViT:
+    """Apply every block of `model` `loops` times in a row: naive recursion, weights shared across depth.
+
+    The repeated blocks are the same modules, so their parameters are stored once while the
+    compute grows `loops` times. Changes `model` in place and returns it.
+    """
+    if loops < 1:
+        raise ValueError(f"loops={loops}: every block is applied at least once (loops=1 leaves the model as it is)")
+    model.blocks = nn.Sequential(*[block for block in model.blocks for _ in range(loops)])
+    return model
+
+
+def deploy(model: ViT) -> ViT:
+    """The network that runs at inference: branches merged (see `merge`), shared blocks still shared.
+
+    `merge` writes one plain block per block application; a block applied several times (see
+    `recursive`) becomes one plain block applied as often, its weights stored once.
+    """
+    plain = merge(model)
+    first: dict[int, int] = {}  # a block of `model` -> the index where it first runs
+    for i, block in enumerate(model.blocks):
+        first.setdefault(id(block), i)
+    plain.blocks = nn.Sequential(*[plain.blocks[first[id(block)]] for block in model.blocks])
+    return plain

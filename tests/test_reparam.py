@@ -274,3 +274,77 @@ def test_merging_a_model_without_branches():
     finish_joining(model)
     with pytest.raises(ValueError, match="merge expects a model made by create_branched"):
         merge(merge(model))
+
+
+# -------------------------------------------------------------------------------------------------
+# recursion, and the deployed form of either way
+def test_recursive_applies_every_block_loops_times_with_its_weights_stored_once():
+    model = small_model(1)
+    params = count(model)
+    stored = list(model.blocks)
+    reparam.recursive(model, 3)
+    assert len(model.blocks) == 3 * SMALL["depth"]
+    assert [id(b) for b in model.blocks] == [id(b) for b in stored for _ in range(3)]
+    assert count(model) == params  # shared, not copied
+
+
+def test_recursive_refuses_fewer_than_one_loop():
+    with pytest.raises(ValueError, match=r"loops=0: every block is applied at least once"):
+        reparam.recursive(small_model(1), 0)
+
+
+def test_deploy_keeps_a_recursive_model_recursive_and_exact():
+    model = reparam.recursive(small_model(1), 2)
+    deployed = reparam.deploy(model)
+    assert len(deployed.blocks) == 2 * SMALL["depth"]
+    assert deployed.blocks[0] is deployed.blocks[1] and deployed.blocks[1] is not deployed.blocks[2]
+    assert all(isinstance(b, PlainBlock) for b in deployed.blocks)
+    assert max_difference(deployed, model, images()) < 1e-5
+    affines = SMALL["depth"] * 2 * (2 * SMALL["dim"]) + 2 * SMALL["dim"]
+    assert count(model) - count(deployed) == affines  # the shared blocks stay stored once
+
+
+def test_deploy_of_a_branched_model_is_its_merge():
+    model = small_model(3)
+    finish_joining(model)
+    deployed, merged = reparam.deploy(model), merge(model)
+    assert len(deployed.blocks) == SMALL["depth"] and count(deployed) == count(merged)
+    x = images()
+    with torch.no_grad():
+        torch.testing.assert_close(deployed(x), merged(x))
+
+
+def test_recursive_and_reparameterized_deploy_the_same_compute_as_plain():
+    from sret_mini import count_macs
+    from sret_mini.book import reparam_lab
+
+    arch = {k: v for k, v in SMALL.items() if k != "depth"}
+    macs = {}
+    for arm in reparam_lab.ARMS:
+        model = reparam_lab.build(arm, depth=4, factor=2, **arch)
+        finish_joining(model)
+        macs[arm] = count_macs(reparam.deploy(model), SMALL["img_size"])
+    assert len(set(macs.values())) == 1, macs
+
+
+def test_lab_refuses_an_unknown_arm_and_a_depth_recursion_cannot_split():
+    from sret_mini.book import reparam_lab
+
+    with pytest.raises(ValueError, match="arm='deep'"):
+        reparam_lab.build("deep", depth=4, factor=2)
+    with pytest.raises(ValueError, match="depth=5 is not divisible by factor=2"):
+        reparam_lab.build("recursive", depth=5, factor=2)
+
+
+def test_lab_trains_an_arm_and_tests_its_deployed_form():
+    from sret_mini.book import reparam_lab
+    from sret_mini.data import load_dataset
+    from sret_mini.train import TrainConfig
+
+    spec = load_dataset("digits", img_size=8)
+    test = reparam_lab.test_set(spec, 8)
+    cfg = TrainConfig(dataset="digits", img_size=8, epochs=4, warmup_epochs=0, batch_size=256, augment=False)
+    arch = dict(dim=16, heads=2, num_classes=10, img_size=8, patch_size=4)
+    run = reparam_lab.train_arm("reparameterized", 0, cfg, test, depth=2, factor=2, **arch)
+    assert 0 <= run.top1 <= 100 and run.merge_gap < 1e-4
+    assert all(isinstance(b, PlainBlock) for b in run.deployed.blocks)
