@@ -25,7 +25,7 @@ from .transforms import EpochSeededDataset, build_transform
 
 HALF = (0.5, 0.5, 0.5)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-DATASETS = ("digits", "shapes", "cifar10", "cifar100", "imagenette", "imagefolder", "imagenet100")
+DATASETS = ("digits", "shapes", "pointers", "cifar10", "cifar100", "imagenette", "imagefolder", "imagenet100")
 
 
 @dataclass
@@ -52,11 +52,12 @@ class DataSpec:
         return build_transform(img_size or self.img_size, train, self.mean, self.std, crop_pct=self.crop_pct, **options)
 
 
-def _digits(root, download, img_size=None):
+def _digits(root, download, img_size=None, train_per_class: int | None = None, train_label_noise: float = 0.0):
     from .digits import DigitsDataset
 
     size = img_size or 16
-    train, test = DigitsDataset(True, size), DigitsDataset(False, size)
+    train = DigitsDataset(True, size, per_class=train_per_class, label_noise=train_label_noise)
+    test = DigitsDataset(False, size)
     # digits are not mirror-symmetric; crops stay mild so a digit never leaves the frame
     return DataSpec("digits", train, test, DigitsDataset.classes, size,
                     augment=dict(hflip=0.0, scale=(0.7, 1.0), ratio=(0.85, 1.15)))  # fmt: skip
@@ -70,6 +71,17 @@ def _shapes(root, download, img_size=None, n_train: int = 6000, n_test: int = 10
     test = ShapesDataset(n_test, size, seed=seed + 1)  # other images, same distribution
     # the label is a relation between the two halves: no crops that could cut an object away
     return DataSpec("shapes", train, test, list(CLASSES), size, augment=dict(augment=False))
+
+
+def _pointers(root, download, img_size=None, n_train: int = 4000, n_test: int = 1000, hops: int = 4, objects: int = 6,
+              seed: int = 0):  # fmt: skip
+    from .pointers import CLASSES, GRID, PointersDataset
+
+    cell = max(4, (img_size or 16) // GRID)  # cells of the requested size
+    train = PointersDataset(n_train, hops, objects, cell, seed=seed)
+    test = PointersDataset(n_test, hops, objects, cell, seed=seed + 1)  # other images, same distribution
+    # the pointers are intensities at fixed cells: no crop, flip or colour change may move them
+    return DataSpec("pointers", train, test, list(CLASSES), train.img_size, augment=dict(augment=False))
 
 
 def _cifar(name):
@@ -112,6 +124,7 @@ def _imagenet100(root, download, img_size=None, class_list: str | None = None):
 _BUILDERS = {
     "digits": _digits,
     "shapes": _shapes,
+    "pointers": _pointers,
     "cifar10": _cifar("cifar10"),
     "cifar100": _cifar("cifar100"),
     "imagenette": _imagenette,
@@ -132,7 +145,9 @@ def load_dataset(
         img_size: the model input size (default: the dataset's own, e.g. 16 for digits, 32 for CIFAR).
         download: fetch a missing downloadable dataset (CIFAR, Imagenette). Without network this
             fails within seconds with the expected path and the command that fetches the files.
-        **options: dataset-specific: shapes (n_train, n_test, seed), imagenette (size="160px" or
+        **options: dataset-specific: digits (train_per_class: the first images of each digit
+            only; train_label_noise: the fraction of training labels made wrong), shapes (n_train, n_test, seed), pointers (n_train, n_test, hops,
+            objects, seed), imagenette (size="160px" or
             "320px"), imagenet100 (class_list=path).
     """
     if name not in _BUILDERS:
