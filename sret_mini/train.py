@@ -339,7 +339,8 @@ def loop(run: Run, epoch_hook: Callable | None = None, step_hook: Callable | Non
                 break
             end_epoch(run, epoch)
     run.model.eval()
-    if run.dist.is_main and stopped:
+    # a stop says where the run can go on; a planned stop (stop_after_steps) without a run folder has nothing to say
+    if run.dist.is_main and stopped and (run.out or stopped == "ctrl-c"):
         where = (
             f"saved {run.out}/last.pt; continue with resume=True (--resume)" if run.out else "no --out: nothing saved"
         )
