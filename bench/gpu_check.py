@@ -11,9 +11,9 @@ The parts, in order, each in a process of its own, so that one failing is report
 2. depth_memory: bench/depth_memory.py on sret_deep100 and sret_deep1000 (100 and 1000 layers).
 3. torchrun: `torchrun --standalone --nproc_per_node 1 -m sret_mini.train` on the generated shapes data, through
    DistributedDataParallel and NCCL: the exit code, the backend in DDP's log, the updates recorded in last.pt.
-4. chapters: a few optimizer steps of every chapter's gpu-profile training (chapter_table() below), on generated
+4. chapters: a few optimizer steps of every chapter's colab-profile training (chapter_table() below), on generated
    data where the chapter would download a dataset: seconds per step after warm-up, peak GPU memory, and the
-   full gpu-profile run time that implies on this GPU.
+   full colab-profile run time that implies on this GPU.
 
 speed-<device>.json and depth_memory-<device>.json are saved by their scripts, gpu_check-<device>.json (parts,
 torchrun, chapters) by this one, all in --results-dir (default bench/results). The summary at the end reads the
@@ -47,7 +47,8 @@ from common import RESULTS, save  # noqa: E402
 from common import timed as seconds_per_call  # noqa: E402
 
 import sret_mini  # noqa: E402
-from sret_mini.data.shapes import LAB_ATTENTION, lab_model_kwargs  # noqa: E402
+from sret_mini.book import recursion  # noqa: E402
+from sret_mini.data.shapes import lab_model_kwargs  # noqa: E402
 from sret_mini.train import RECIPES  # noqa: E402
 
 PARTS = ("speed", "depth_memory", "torchrun", "chapters")
@@ -56,109 +57,101 @@ CIFAR10_TRAIN, IMAGENETTE_TRAIN = 50_000, 9_469  # training images of the datase
 TORCHRUN_SIZES = {False: (128, 10, 15), True: (8, 3, 4)}  # dry run -> (batch, steps per epoch, stop after)
 
 # ---------------------------------------------------------------------------------------------
-# The chapters' gpu-profile trainings. "train": a sret_mini.train.train(TrainConfig(**config)) call,
-# `runs` times (seeds) over `train_images` images; "loop": a hand-written training loop of `full_steps`
-# steps on a fixed random batch. Each mirrors the cell named, with the values of env.pick(gpu=...).
+# The chapters' colab-profile trainings. "train": a sret_mini.train.train(TrainConfig(**config)) call,
+# `runs` times (seeds) over `train_images` images; "loop": a training loop of `full_steps` steps on a
+# fixed random batch (profiled, for chapter 9). Each mirrors the cell named, with the values of
+# env.pick(colab=...); tests/test_gpu_check.py checks that every cell named still trains.
 
-CIFAR = {k: v for k, v in RECIPES["cifar"].items() if k != "model"}  # chapters 2, 6, 7, 11 start from the recipe
-TEACHER, BANK = "<chapter 6's teacher checkpoint>", "<chapter 6's soft-label bank>"  # made by earlier entries
-
-
-def recursion_variants() -> dict[str, dict]:
-    """Chapter 2's five networks, as options over its gpu base sret_t_cifar_noslice (02_recursion, cell 19)."""
-    cfg = sret_mini.VARIANTS["sret_t_cifar_noslice"]
-    every_stage_global = (1,) * cfg.num_stages
-    options = {
-        "plain": dict(loops=1, nll=False, lrc=False),
-        "naive recursion": dict(nll=False, lrc=False),
-        "matched": dict(loops=1, nll_mlp_ratio=cfg.loops[0] * cfg.nll_mlp_ratio),
-        "SReT": dict(),
-        "deeper": dict(unique_blocks=cfg.depth, loops=1),
-    }
-    return {name: dict(groups_first=every_stage_global, groups_recursive=every_stage_global, **o)
-            for name, o in options.items()}  # fmt: skip
+CIFAR = {k: v for k, v in RECIPES["cifar"].items() if k != "model"}
+TEACHER, BANK = "<chapter 5's teacher checkpoint>", "<chapter 5's soft-label bank>"  # made by earlier entries
+DIGITS_TRAIN = 1_437
 
 
-def imagenette_settings() -> dict:
-    """Chapter 8's scaled ImageNet recipe (07_imagenet, cell 13; its rescaled ema_decay costs nothing)."""
-    recipe = RECIPES["imagenet"]
-    return dict(recipe, model="sret_t", dataset="imagenette", dataset_options={"size": "320px"}, img_size=160,
-                epochs=100, warmup_epochs=100 * recipe["warmup_epochs"] / recipe["epochs"], batch_size=128,
-                lr_base=RECIPES["cifar"]["lr_base"], num_workers=8)  # fmt: skip
+def recursion_entries() -> list[dict]:
+    """Chapter 2: the pointer laboratory, three arms at equal parameters, three seeds (cell 13)."""
+    config = dict(model="sret_nano", dataset="pointers", dataset_options=dict(hops=4, objects=6, n_train=16_000,
+                  n_test=2_000), epochs=25, batch_size=64, lr=3e-3, warmup_epochs=1, label_smoothing=0.0)  # fmt: skip
+    return [dict(chapter="02_recursion", cell=13, label=name, kind="train", runs=3, train_images=16_000,
+                 config=dict(config, model_kwargs=options))
+            for name, options in recursion.lab_arms().items()]  # fmt: skip
+
+
+def slicing_entries() -> list[dict]:
+    """Chapter 3: the shapes laboratory, three kinds of attention, five seeds (cell 27)."""
+    return [dict(chapter="03_sliced_attention", cell=27, label=attention, kind="train", runs=5, train_images=4_000,
+                 config=dict(model="sret_nano", model_kwargs=lab_model_kwargs(attention), dataset="shapes",
+                             dataset_options=dict(n_train=4_000, n_test=1_000), img_size=32, epochs=20,
+                             batch_size=32, lr=2e-3, warmup_epochs=0.5, label_smoothing=0.0, num_workers=2))
+            for attention in ("global", "sliced", "sliced, permuted recursion")]  # fmt: skip
+
+
+def distillation_entries() -> list[dict]:
+    """Chapter 5: the teacher (cell 9), a bank of 50 crops, top-3 (cell 11), four students (cell 16)."""
+    digits = dict(train_per_class=10, train_label_noise=0.4)
+    student = dict(dataset="digits", dataset_options=digits, epochs=40, batch_size=10, lr=2e-3, warmup_epochs=1,
+                   crops_per_image=1)  # fmt: skip
+    teacher = dict(teacher="resnet18", teacher_checkpoint=TEACHER)
+    return [
+        dict(chapter="05_distillation", cell=9, label="teacher resnet18", kind="train", runs=1,
+             train_images=DIGITS_TRAIN, makes=TEACHER,
+             config=dict(model="resnet18", dataset="digits", epochs=30, warmup_epochs=1, lr=2e-3)),
+        dict(chapter="05_distillation", cell=16, label="student, hard labels", kind="train", runs=5,
+             train_images=100, config=student),
+        dict(chapter="05_distillation", cell=16, label="student, online teacher", kind="train", runs=5,
+             train_images=100, config=dict(student, **teacher)),
+        dict(chapter="05_distillation", cell=16, label="student, bank top-3", kind="train", runs=5,
+             train_images=100, bank=dict(crops=50, topk=3), config=dict(student, soft_labels=BANK, **teacher)),
+    ]  # fmt: skip
+
+
+def training_entries() -> list[dict]:
+    """Chapters 6 and 7: the CIFAR recipe's run (06, cell 15), the EMA experiment and Imagenette (07, 13 and 16)."""
+    imagenet = RECIPES["imagenet"]
+    nette = dict(imagenet, model="sret_t", dataset="imagenette", img_size=160, batch_size=128, epochs=20,
+                 lr_base=RECIPES["cifar"]["lr_base"], warmup_epochs=20 * imagenet["warmup_epochs"] / imagenet["epochs"],
+                 num_workers=4)  # fmt: skip
+    return [
+        dict(chapter="06_cifar_gpu", cell=15, label="sret_t_cifar, the cifar recipe", kind="train", runs=1,
+             train_images=CIFAR10_TRAIN, config=dict(CIFAR, model="sret_t_cifar", dataset="cifar10", epochs=15,
+                                                     warmup_epochs=2, num_workers=4)),
+        dict(chapter="07_imagenet", cell=13, label="sret_nano, scaled recipe", kind="train", runs=3,
+             train_images=DIGITS_TRAIN, config=dict(imagenet, model="sret_nano", dataset="digits", img_size=16,
+                                                    batch_size=32, epochs=4, lr_base=RECIPES["cifar"]["lr_base"],
+                                                    warmup_epochs=0.4, num_workers=0)),
+        dict(chapter="07_imagenet", cell=16, label="sret_t on Imagenette, 160 px", kind="train", runs=1,
+             train_images=IMAGENETTE_TRAIN, config=nette),
+    ]  # fmt: skip
+
+
+def depth_entries() -> list[dict]:
+    """Chapter 8: sret_deep100 (three seeds x 400 steps) and sret_deep1000 (one seed x 300 steps), cell 13."""
+    config = dict(dataset="digits", img_size=32, batch_size=64, label_smoothing=0.0, epochs=1000)
+    return [dict(chapter="08_extreme_depth", cell=13, label=name, kind="train", runs=runs, steps=steps,
+                 train_images=DIGITS_TRAIN, config=dict(config, model=name, lr=lr))
+            for name, runs, steps, lr in (("sret_deep100", 3, 400, 1e-4), ("sret_deep1000", 1, 300, 1e-5))]  # fmt: skip
+
+
+def performance_entries() -> list[dict]:
+    """Chapter 9: a warm-up and five profiled steps of each network, three seeds (cell 11)."""
+    return [dict(chapter="09_performance", cell=11, label=name, kind="loop", model=name, model_kwargs=kwargs,
+                 img_size=224, batch=64, profile=True, full_steps=3 * 6)
+            for name, kwargs in (("sret_t", {}), ("sret_t_noslice", dict(drop_path_rate=0.1)))]  # fmt: skip
+
+
+def reparam_entries() -> list[dict]:
+    """Chapter 10: three networks of six deployed blocks on CIFAR-10, three seeds, five epochs (cell 25)."""
+    arch = dict(depth=6, factor=2, dim=128, heads=4, patch_size=4, num_classes=10, img_size=32)
+    config = dict(dataset="cifar10", img_size=32, augment=False, num_workers=2, epochs=5, warmup_epochs=1,
+                  batch_size=128, lr=2e-3)  # fmt: skip
+    return [dict(chapter="10_depth_two_ways", cell=25, label=arm, kind="train", runs=3, train_images=CIFAR10_TRAIN,
+                 built=dict(arch, arm=arm), config=dict(config, model=arm))
+            for arm in ("plain", "recursive", "reparameterized")]  # fmt: skip
 
 
 def chapter_table() -> list[dict]:
-    student = dict(model="sret_t_cifar", dataset="cifar10", crops_per_image=1, epochs=100, batch_size=128,
-                   lr_base=4e-3, warmup_epochs=10, drop_path=0.1, num_workers=4)  # fmt: skip
-    imagenette = imagenette_settings()
-    light = dict(imagenette, auto_augment=None, mixup=0.0, cutmix=0.0, re_prob=0.0)
-    cifar_loop = dict(kind="loop", model="sret_t_cifar", img_size=32, batch=128, full_steps=21)
-    table = [
-        *[dict(chapter="02_recursion", cell=21, label=name, kind="train", runs=3, train_images=CIFAR10_TRAIN,
-               config={**CIFAR, "epochs": 100, "model": "sret_t_cifar_noslice", "model_kwargs": options})
-          for name, options in recursion_variants().items()],
-        *[dict(chapter="03_sliced_attention", cell=39, label=attention, kind="train", runs=3, train_images=6000,
-               config=dict(model="sret_nano", model_kwargs=lab_model_kwargs(attention), dataset="shapes",
-                           dataset_options=dict(n_train=6000, n_test=2000), img_size=32, epochs=20, batch_size=32,
-                           lr=1e-3, warmup_epochs=0.5, label_smoothing=0.0, num_workers=2))
-          for attention in LAB_ATTENTION],
-        *[dict(chapter="04_model_table", cell=36, label=f"sret_t_noslice {size} px", kind="loop",
-               model="sret_t_noslice", model_kwargs=dict(num_classes=10), img_size=size, batch=16, full_steps=21)
-          for size in (224, 384)],
-        # 06: the teacher (cell 7), a soft-label bank of 20 crops, top-5 (cell 17), three students (cell 25)
-        dict(chapter="05_distillation", cell=7, label="teacher resnet18", kind="train", runs=1,
-             train_images=CIFAR10_TRAIN, makes=TEACHER,
-             config={**CIFAR, "epochs": 100, "model": "resnet18", "dataset": "cifar10"}),
-        dict(chapter="05_distillation", cell=25, label="student, hard labels", kind="train", runs=1,
-             train_images=CIFAR10_TRAIN, config=student),
-        dict(chapter="05_distillation", cell=25, label="student, online teacher", kind="train", runs=1,
-             train_images=CIFAR10_TRAIN, config=dict(student, teacher="resnet18", teacher_checkpoint=TEACHER)),
-        dict(chapter="05_distillation", cell=25, label="student, bank top-5", kind="train", runs=1,
-             train_images=CIFAR10_TRAIN, bank=dict(crops=20, topk=5),
-             config=dict(student, soft_labels=BANK, teacher="resnet18", teacher_checkpoint=TEACHER)),
-        dict(chapter="05_distillation", cell=28, label="student steps (fp32)", kind="loop", model="sret_t_cifar",
-             img_size=32, batch=64, full_steps=2 * 4096 // 64),
-        # 07: one step of each precision setting (cell 13), then the four networks (cell 17)
-        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="fp32"),
-        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 autocast", precision="bf16"),
-        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 + channels-last", precision="bf16",
-             channels_last=True),
-        dict(cifar_loop, chapter="06_cifar_gpu", cell=13, label="bf16 + channels-last + compile", precision="bf16",
-             channels_last=True, compile=True),
-        *[dict(chapter="06_cifar_gpu", cell=17, label=label, kind="train", runs=1, train_images=CIFAR10_TRAIN,
-               config={**CIFAR, "amp": "auto", "epochs": 100, "warmup_epochs": 10, "model": name,
-                       "model_kwargs": options})
-          for label, name, options in (
-              ("recursion + slices", "sret_t_cifar", {}), ("recursion", "sret_t_cifar_noslice", {}),
-              ("slices (no recursion)", "sret_t_cifar_norec", {}),
-              ("neither", "sret_t_cifar_norec", dict(groups_first=(1, 1, 1), groups_recursive=(1, 1, 1))))],
-        dict(chapter="07_imagenet", cell=15, label="recipe, 160 px, EMA", kind="train", runs=1,
-             train_images=IMAGENETTE_TRAIN, config=imagenette),
-        dict(chapter="07_imagenet", cell=15, label="no strong augmentation", kind="train", runs=1,
-             train_images=IMAGENETTE_TRAIN, config=light),
-        dict(chapter="07_imagenet", cell=24, label="fine-tune at 224 px", kind="train", runs=1,
-             train_images=IMAGENETTE_TRAIN,
-             config=dict(light, img_size=224, epochs=10, warmup_epochs=0, ema=False)),
-        *[dict(chapter="08_extreme_depth", cell=21, label=name, kind="loop", model=name,
-               model_kwargs=dict(num_classes=10), img_size=32, batch=128, full_steps=steps)
-          for name, steps in (("sret_deep100", 2000), ("sret_deep1000", 500))],
-        # 10: a warm-up and three profiled rounds of each network (cell 22) and of the 100-layer SReT (cell 36)
-        *[dict(chapter="09_performance", cell=22, label=name, kind="loop", model=name, model_kwargs=kwargs,
-               img_size=224, batch=128, precision="bf16", profile=True, full_steps=4)
-          for name, kwargs in (("sret_t", {}), ("sret_t_noslice", dict(drop_path_rate=0.1)),
-                               ("deit_tiny_patch16_224", {}))],
-        *[dict(chapter="09_performance", cell=36, label=f"100 layers, checkpointing {ckpt}", kind="loop",
-               model="sret_deep100", model_kwargs=dict(num_classes=10, loops=10), img_size=224, batch=32,
-               precision="bf16", optimizer=False, checkpointing=ckpt, profile=True, full_steps=4 - ckpt)
-          for ckpt in (False, True)],
-        *[dict(chapter="10_depth_two_ways", cell=31, label=label, kind="train", runs=3, train_images=CIFAR10_TRAIN,
-               branched=dict(depth=depth, branches=branches),
-               config={**CIFAR, "img_size": 32, "epochs": 100, "model": label})
-          for label, depth, branches in (("deep", 12, 1), ("reparam 6", 6, 2), ("reparam 4", 4, 3),
-                                         ("reparam 3", 3, 4), ("direct 6", 6, 1), ("direct 4", 4, 1),
-                                         ("direct 3", 3, 1))],
-    ]  # fmt: skip
-    return table
+    """Every chapter's colab-profile training, in the book's order."""
+    return [*recursion_entries(), *slicing_entries(), *distillation_entries(), *training_entries(),
+            *depth_entries(), *performance_entries(), *reparam_entries()]  # fmt: skip
 
 
 def dry_sized(entry: dict) -> dict:
@@ -186,7 +179,7 @@ def describe(entry: dict) -> str:
         return (f"{entry['model']} {entry['img_size']} px, batch {entry['batch']}, {entry.get('precision', 'fp32')}"
                 + "".join(f", {o}" for o in options))  # fmt: skip
     c = entry["config"]
-    model = f"create_branched({entry['branched']})" if "branched" in entry else c["model"]
+    model = f"reparam_lab.build({entry['built']})" if "built" in entry else c.get("model", "sret_nano")
     options = [k for k in ("ema", "grad_checkpointing", "compile", "channels_last") if c.get(k)]
     options += [f"teacher {c['teacher']}"] if c.get("teacher") and not c.get("soft_labels") else []
     options += ["soft-label bank"] if c.get("soft_labels") else []
@@ -230,7 +223,7 @@ def generated_datasets(n_train: int, n_test: int, dry: bool):
 
 
 def made_file(value, made: dict):
-    """`value`, or the file an earlier entry made if `value` names one (chapter 6's teacher and bank)."""
+    """`value`, or the file an earlier entry made if `value` names one (chapter 5's teacher and bank)."""
     if value not in (TEACHER, BANK):
         return value
     if value not in made:
@@ -242,21 +235,22 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
     """A few optimizer steps of a train() call: seconds per step after `warmup` steps, from a global optimizer hook."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
+    from sret_mini.book import reparam_lab
     from sret_mini.data import load_dataset
     from sret_mini.distill import build_teacher, teacher_id
-    from sret_mini.reparam import JoiningSchedule, create_branched
+    from sret_mini.reparam import JoiningSchedule
     from sret_mini.softlabels import make_bank
     from sret_mini.train import TrainConfig, train
 
     config, steps = dict(entry["config"]), warmup + timed
     images_per_step = config["batch_size"] // (config["crops_per_image"] if config.get("soft_labels") else 1)
     n_train = images_per_step * steps  # exactly `steps` batches: the run stops before it evaluates
-    if config["dataset"] == "shapes":
+    if config["dataset"] in ("shapes", "pointers"):  # generated: exactly the images the steps need
         config["dataset_options"] = dict(config["dataset_options"], n_train=n_train, n_test=config["batch_size"])
     data_dir, extra = str(work / "data"), {}
     with generated_datasets(n_train, config["batch_size"], device.type == "cpu"):
-        if "bank" in entry:  # chapter 6, cell 17: the teacher over `crops` crops of every training image
-            spec = load_dataset(config["dataset"], root=data_dir, download=False)
+        if "bank" in entry:  # chapter 5, cell 11: the teacher over `crops` crops of every training image
+            spec = load_dataset(config["dataset"], root=data_dir, download=False, **config.get("dataset_options", {}))
             checkpoint = made_file(config["teacher_checkpoint"], made)
             teacher = build_teacher(config["teacher"], spec.num_classes, checkpoint).to(device)
             tic = time.perf_counter()
@@ -274,10 +268,9 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
         cfg = TrainConfig(**config, data_dir=data_dir, download=False, stop_after_steps=steps,
                           progress=False, out=str(out) if out else None)  # fmt: skip
         model, hook = None, None
-        if "branched" in entry:  # chapter 11: its own ViTs, whose branches a schedule joins
-            model = create_branched(**entry["branched"], dim=192, heads=3, patch_size=4, num_classes=10,
-                                    img_size=cfg.img_size)  # fmt: skip
-            if entry["branched"]["branches"] > 1:
+        if "built" in entry:  # chapter 10: its own ViTs; the reparameterized one joins its branches on a schedule
+            model = reparam_lab.build(**entry["built"])
+            if entry["built"]["arm"] == "reparameterized":
                 schedule = JoiningSchedule(model)
                 hook = lambda epoch, m: schedule.step(epoch / cfg.epochs)  # noqa: E731
         stamps = []
@@ -299,9 +292,10 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
         made[entry["makes"]] = str(out / "last.pt")
     seconds = (stamps[-1] - stamps[warmup - 1]) / timed
     per_epoch = entry["train_images"] // images_per_step
-    estimate = entry["runs"] * cfg.epochs * per_epoch * seconds + extra.get("bank_estimate_s", 0.0)
-    return dict(extra, seconds_per_step=seconds, first_step_s=stamps[0] - start, steps_per_epoch=per_epoch,
-                epochs=cfg.epochs, estimate_s=estimate)  # fmt: skip
+    per_run = entry.get("steps", cfg.epochs * per_epoch)  # a run stopped after `steps` (chapter 8), or every epoch
+    estimate = entry["runs"] * per_run * seconds + extra.get("bank_estimate_s", 0.0)
+    plan = dict(steps_per_run=per_run) if "steps" in entry else dict(steps_per_epoch=per_epoch, epochs=cfg.epochs)
+    return dict(extra, **plan, seconds_per_step=seconds, first_step_s=stamps[0] - start, estimate_s=estimate)
 
 
 def run_loop(entry: dict, device: torch.device, warmup: int, timed: int) -> dict:
@@ -331,7 +325,7 @@ def run_loop(entry: dict, device: torch.device, warmup: int, timed: int) -> dict
     first = seconds_per_call(step, 1, 0, device)  # the first step: compilation, allocation
     seconds = seconds_per_call(step, timed, warmup - 1, device)
     r = dict(seconds_per_step=seconds, first_step_s=first, estimate_s=entry["full_steps"] * seconds)
-    if entry.get("profile"):  # chapter 10 profiles its steps: check the profiler sees the GPU's kernels here
+    if entry.get("profile"):  # chapter 9 profiles its steps: check the profiler sees the GPU's kernels here
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -473,15 +467,15 @@ def summary_lines(parts: dict, results_dir: Path, device_type: str, total_s: flo
                 continue
             peak = f", peak {r['peak_gib']:.2f} GiB" if "peak_gib" in r else ""
             plan = (f" ({r['runs']} x {r['epochs']} epochs x {r['steps_per_epoch']} steps)" if "epochs" in r
-                    else "")  # fmt: skip
+                    else f" ({r['runs']} x {r['steps_per_run']} steps)" if "steps_per_run" in r else "")  # fmt: skip
             lines.append(f"{where} {1000 * r['seconds_per_step']:.1f} ms/step{peak}, first step {r['first_step_s']:.1f} s, "
-                         f"full gpu run ~ {span(r['estimate_s'])}{plan}")  # fmt: skip
+                         f"full colab run ~ {span(r['estimate_s'])}{plan}")  # fmt: skip
         chapters = sorted({r["chapter"] for r in part.get("chapters", [])})
         for chapter in chapters:
             rs = [r for r in part["chapters"] if r["chapter"] == chapter]
             total = span(sum(r.get("estimate_s", 0.0) for r in rs))
             failed = sum(not r["ok"] for r in rs)
-            lines.append(f"  chapter {chapter}: {len(rs)} trainings, full gpu profile ~ {total} on this device"
+            lines.append(f"  chapter {chapter}: {len(rs)} trainings, full colab profile ~ {total} on this device"
                          + (f" ({failed} failed, not counted)" if failed else ""))  # fmt: skip
     failed = [name for name, part in parts.items() if not part["ok"]]
     lines.append(f"total wall time {total_s:.0f} s; failed parts: {', '.join(failed) or 'none'}")

@@ -12,7 +12,7 @@ The modules, one idea each:
 * :mod:`~sret_mini.book.profiles`: ``smoke``, ``book``, ``colab``, ``full``; :func:`setup`, :func:`pick`;
 * :mod:`~sret_mini.book.expect`: :func:`expect`, the check that guards a sentence stating a result;
 * :mod:`~sret_mini.book.compare`: paired-seed comparisons with their verdict, and their plot;
-* :mod:`~sret_mini.book.timing`: :func:`time_call` (``torch.utils.benchmark``);
+* :mod:`~sret_mini.book.timing`: :func:`time_call` (``torch.utils.benchmark``), :func:`cpu_threads`;
 * :mod:`~sret_mini.book.runs`: :func:`load_or_train`, runs kept under the data folder;
 * :mod:`~sret_mini.book.quoted`: figures of the paper and other projects, with their sources;
 * :mod:`~sret_mini.book.results`: the benchmark results shipped with the package;
@@ -37,14 +37,14 @@ from .profiles import (
 from .quoted import Quoted, quoted, quoted_figures, quoted_table
 from .results import available_results, read_result
 from .runs import load_or_train, run_folder
-from .timing import Timing, time_call
+from .timing import Timing, cpu_threads, time_call
 
 __all__ = [
     "PROFILES", "PROFILE_HELP", "ENV_PROFILE", "ENV_SIZES", "BookEnv", "current_profile", "pick", "setup", "in_colab",
     "sizes_profile",
     "expect", "ClaimFailed", "ClaimWarning",
     "Paired", "paired", "arms_table", "over_seeds", "plot_arms",
-    "Timing", "time_call",
+    "Timing", "time_call", "cpu_threads",
     "load_or_train", "run_folder",
     "Quoted", "quoted", "quoted_figures", "quoted_table",
     "available_results", "read_result",

@@ -11,7 +11,6 @@ equal; they differ in what they store and in what they train:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from dataclasses import dataclass, replace
@@ -23,7 +22,7 @@ from ..flops import count_macs, count_params
 from ..reparam import JoiningSchedule, create_branched, deploy, finish_joining, recursive
 from ..train import TrainConfig, train
 from .display import Markdown, markdown_table
-from .timing import Timing, time_call
+from .timing import Timing, cpu_threads, time_call
 
 #: the arms of the experiment, in the order the tables show them
 ARMS = ("plain", "recursive", "reparameterized")
@@ -60,17 +59,6 @@ def prices_table(counts: dict[str, dict[str, int]], macs_unit: str = "G") -> Mar
     units = f"{macs_unit}MACs per image"
     return markdown_table(rows, ["network", "params, training", f"{units}, training", "params, deployed",
                                  f"{units}, deployed"])  # fmt: skip
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Run the block with `n` torch threads (small networks train fastest on one), then restore."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def test_set(spec, img_size: int) -> tuple[torch.Tensor, torch.Tensor]:

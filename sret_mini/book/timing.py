@@ -1,7 +1,8 @@
-"""Timing a call the way `torch.utils.benchmark` does: warm-up, enough runs, the median."""
+"""Timing a call the way `torch.utils.benchmark` does: warm-up, enough runs, the median; and threads."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,3 +42,18 @@ def time_call(fn: Callable, *args, min_run_time: float = 0.5, **kwargs) -> Timin
                             num_threads=torch.get_num_threads())  # fmt: skip
     m = timer.blocked_autorange(min_run_time=min_run_time)
     return Timing(median_ms=m.median * 1e3, iqr_ms=m.iqr * 1e3, runs=len(m.times) * m.number_per_run)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run the block with `n` torch threads, then restore the previous number.
+
+    Networks this small train fastest on one CPU thread: with more, the threads mostly wait for
+    each other.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
