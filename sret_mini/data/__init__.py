@@ -80,7 +80,7 @@ def _pointers(root, download, img_size=None, n_train: int = 4000, n_test: int = 
     cell = max(4, (img_size or 16) // GRID)  # cells of the requested size
     train = PointersDataset(n_train, hops, objects, cell, seed=seed)
     test = PointersDataset(n_test, hops, objects, cell, seed=seed + 1)  # other images, same distribution
-    # the pointers are intensities at fixed cells: no crop, flip or colour change may move them
+    # the objects sit in fixed cells and are told apart by colour: no crop, flip or colour change
     return DataSpec("pointers", train, test, list(CLASSES), train.img_size, augment=dict(augment=False))
 
 
@@ -146,9 +146,9 @@ def load_dataset(
         download: fetch a missing downloadable dataset (CIFAR, Imagenette). Without network this
             fails within seconds with the expected path and the command that fetches the files.
         **options: dataset-specific: digits (train_per_class: the first images of each digit
-            only; train_label_noise: the fraction of training labels made wrong), shapes (n_train, n_test, seed), pointers (n_train, n_test, hops,
-            objects, seed), imagenette (size="160px" or
-            "320px"), imagenet100 (class_list=path).
+            only; train_label_noise: the fraction of training labels made wrong), shapes (n_train,
+            n_test, seed), pointers (n_train, n_test, hops, objects, seed), imagenette (size="160px"
+            or "320px"), imagenet100 (class_list=path).
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {DATASETS}")
