@@ -128,7 +128,9 @@ def prose(path: Path) -> str:
 def test_chapter_code_fits_the_budget(path):
     body = [c for c in read(path).cells if c.cell_type == "code"][1:]  # the first is the set-up cell
     total, longest = sum(len(code_lines(c)) for c in body), max((len(code_lines(c)) for c in body), default=0)
-    assert total <= MAX_CODE_LINES, f"{path.stem}: {total} lines of code; at most {MAX_CODE_LINES} (move helpers to sret_mini.book)"
+    assert total <= MAX_CODE_LINES, (
+        f"{path.stem}: {total} lines of code; at most {MAX_CODE_LINES} (move helpers to sret_mini.book)"
+    )
     assert longest <= MAX_CELL_LINES, f"{path.stem}: a cell of {longest} lines; at most {MAX_CELL_LINES}"
 
 
@@ -171,7 +173,7 @@ def wheel_site(tmp_path_factory) -> Path:
     return work / "site"
 
 
-def run_chapter(path: Path, cwd: Path, env: dict[str, str], monkeypatch, prelude: str = "") -> "nbformat.NotebookNode":
+def run_chapter(path: Path, cwd: Path, env: dict[str, str], monkeypatch, prelude: str = "") -> nbformat.NotebookNode:
     """Execute a chapter in a fresh kernel (in `cwd`, with `env`); fail on an error or on stderr warnings.
 
     `prelude` is code run first (the tests' stand-ins, e.g. the fixture datasets' checksums); the
@@ -183,7 +185,9 @@ def run_chapter(path: Path, cwd: Path, env: dict[str, str], monkeypatch, prelude
     if prelude:
         notebook.cells.insert(0, nbformat.v4.new_code_cell(prelude))
     notebook.cells.append(nbformat.v4.new_code_cell("import sret_mini; print(sret_mini.__file__)"))
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on the first error
     stderr = [
         o.text
