@@ -1,30 +1,15 @@
 """A wheel of sret_mini holds every module and data file that a clone has (what `pip install` gets)."""
 
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-ROOT = Path(__file__).parents[1]
+from wheelbuild import ROOT, build_wheel
 
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory) -> set[str]:
-    # built from a copy: setuptools leaves a build/ folder in the source tree
-    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source)
-    shutil.copytree(ROOT / "sret_mini", source / "sret_mini", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = out.glob("sret_mini-*.whl")
-    return set(zipfile.ZipFile(wheel).namelist())
+    return set(zipfile.ZipFile(build_wheel(tmp_path_factory.mktemp("wheel"))).namelist())
 
 
 def test_the_wheel_holds_every_module_of_the_package(wheel_files):
@@ -35,3 +20,18 @@ def test_the_wheel_holds_every_module_of_the_package(wheel_files):
 def test_the_wheel_holds_the_package_data(wheel_files):
     data = {str(p.relative_to(ROOT)) for p in (ROOT / "sret_mini").rglob("*") if p.suffix in {".csv", ".txt"}}
     assert data and data - wheel_files == set(), "pyproject.toml must list these (tool.setuptools.package-data)"
+
+
+def test_two_wheel_builds_at_once_both_succeed(tmp_path):
+    """As two pytest-xdist workers do: each build's session fixture starts at the same moment.
+
+    Built in the checkout itself, the second build fails on setuptools' shared `build/` folder
+    ([Errno 17] File exists: 'build/bdist.../wheel/sret_mini-0.1.0.dist-info').
+    """
+    had_build = (ROOT / "build").exists()
+    outs = [tmp_path / "a", tmp_path / "b"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        wheels = list(pool.map(build_wheel, outs))
+    assert [w.parent for w in wheels] == outs
+    assert sorted(zipfile.ZipFile(wheels[0]).namelist()) == sorted(zipfile.ZipFile(wheels[1]).namelist())
+    assert had_build or not (ROOT / "build").exists(), "a wheel build wrote a build/ folder into the checkout"
