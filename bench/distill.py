@@ -3,7 +3,7 @@
     python bench/distill.py                  # 3 seeds x 10 epochs of sret_nano on the digits (CPU)
 
 Measures, for the same student (sret_nano) and teacher (a timm ResNet-18 trained on the digits by
-`sret_mini.train.offline_teacher`, once):
+`sret_mini.book.offline_teacher`, once):
   * time per epoch (training only, median over epochs and seeds) of online distillation (a teacher forward pass every step) and of replaying a
     bank (no teacher), both at one crop per image so an epoch is the same number of samples;
   * bytes per image of a bank with the full distribution (top-10 of 10 classes) and with top-3;
@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 from common import save
 
-from sret_mini.data import load_dataset
+from sret_mini import TrainConfig, train
+from sret_mini.book import offline_teacher
+from sret_mini.data import default_data_dir, load_dataset
 from sret_mini.distill import build_teacher, teacher_id
-from sret_mini.softlabels import SoftLabelBank, make_bank
-from sret_mini.train import TrainConfig, offline_teacher, train
+from sret_mini.distill.softlabels import SoftLabelBank, make_bank
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     spec = load_dataset("digits")
-    checkpoint = offline_teacher()
+    checkpoint = offline_teacher(default_data_dir())
     teacher_name = teacher_id("resnet18", str(checkpoint))
     teacher_top1 = torch.load(checkpoint, weights_only=True)["history"][-1]["test_top1"]
     teacher = build_teacher("resnet18", spec.num_classes, str(checkpoint)).to(device)

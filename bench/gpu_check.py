@@ -9,7 +9,7 @@ The parts, in order, each in a process of its own, so that one failing is report
 1. speed: bench/speed.py, bf16, eager and torch.compile'd, for SReT-T (sliced and not), DeiT-Tiny and PiT-Ti;
    its compiled measurements are compiled in parallel first (speed.py --warm-compile-cache).
 2. depth_memory: bench/depth_memory.py on sret_deep100 and sret_deep1000 (100 and 1000 layers).
-3. torchrun: `torchrun --standalone --nproc_per_node 1 -m sret_mini.train` on the generated shapes data, through
+3. torchrun: `torchrun --standalone --nproc_per_node 1 -m sret_mini train` on the generated shapes data, through
    DistributedDataParallel and NCCL: the exit code, the backend in DDP's log, the updates recorded in last.pt.
 4. chapters: a few optimizer steps of every chapter's colab-profile training (chapter_table() below), on generated
    data where the chapter would download a dataset: seconds per step after warm-up, peak GPU memory, and the
@@ -47,9 +47,9 @@ from common import RESULTS, save  # noqa: E402
 from common import timed as seconds_per_call  # noqa: E402
 
 import sret_mini  # noqa: E402
+from sret_mini import RECIPES  # noqa: E402
 from sret_mini.book import recursion  # noqa: E402
 from sret_mini.data.shapes import lab_model_kwargs  # noqa: E402
-from sret_mini.train import RECIPES  # noqa: E402
 
 PARTS = ("speed", "depth_memory", "torchrun", "chapters")
 SPEED_MODELS = ["sret_t", "sret_t_noslice", "deit_tiny_patch16_224", "pit_ti_224"]  # the dry run: the first three
@@ -57,7 +57,7 @@ CIFAR10_TRAIN, IMAGENETTE_TRAIN = 50_000, 9_469  # training images of the datase
 TORCHRUN_SIZES = {False: (128, 10, 15), True: (8, 3, 4)}  # dry run -> (batch, steps per epoch, stop after)
 
 # ---------------------------------------------------------------------------------------------
-# The chapters' colab-profile trainings. "train": a sret_mini.train.train(TrainConfig(**config)) call,
+# The chapters' colab-profile trainings. "train": a sret_mini.train(TrainConfig(**config)) call,
 # `runs` times (seeds) over `train_images` images; "loop": a training loop of `full_steps` steps on a
 # fixed random batch (profiled, for chapter 9). Each mirrors the cell named, with the values of
 # env.pick(colab=...); tests/test_gpu_check.py checks that every cell named still trains.
@@ -235,12 +235,12 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
     """A few optimizer steps of a train() call: seconds per step after `warmup` steps, from a global optimizer hook."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
+    from sret_mini import TrainConfig, train
     from sret_mini.book import reparam_lab
     from sret_mini.data import load_dataset
     from sret_mini.distill import build_teacher, teacher_id
+    from sret_mini.distill.softlabels import make_bank
     from sret_mini.reparam import JoiningSchedule
-    from sret_mini.softlabels import make_bank
-    from sret_mini.train import TrainConfig, train
 
     config, steps = dict(entry["config"]), warmup + timed
     images_per_step = config["batch_size"] // (config["crops_per_image"] if config.get("soft_labels") else 1)
@@ -401,7 +401,7 @@ def torchrun_command(dry: bool, work: Path) -> list[str]:
     """A few steps through torchrun, DDP and the backend: one full epoch (with evaluation), then a stop mid-epoch."""
     batch, per_epoch, stop = TORCHRUN_SIZES[dry]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-            "-m", "sret_mini.train", "--model", "sret_t_cifar", "--dataset", "shapes", "--img-size", "32",
+            "-m", "sret_mini", "train", "--model", "sret_t_cifar", "--dataset", "shapes", "--img-size", "32",
             "--dataset-options", json.dumps(dict(n_train=batch * per_epoch, n_test=batch)),
             "--batch-size", str(batch), "--epochs", "2", "--stop-after-steps", str(stop),
             "--num-workers", "0" if dry else "2", "--out", str(work / "torchrun"), "--no-progress"]  # fmt: skip

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import to_2tuple
+from .model_config import to_2tuple
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

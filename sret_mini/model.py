@@ -24,8 +24,8 @@ from torch import nn
 
 from . import checks
 from .blocks import LN_EPS, RecursiveStage
-from .config import SHUFFLE_POLICIES, SReTConfig
 from .layers import ConvStem, resize_pos_embed
+from .model_config import SHUFFLE_POLICIES, SReTConfig
 
 
 class SReT(nn.Module):

@@ -18,8 +18,8 @@ import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
-from .checkpoint import CHECKSUM_KEY, load_checkpoint, verified
 from .convert import adapt_state_dict
+from .engine.checkpoint import CHECKSUM_KEY, load_checkpoint, verified
 from .model import SReT
 from .variants import VARIANTS
 

@@ -6,7 +6,7 @@ to say which variant a checkpoint fits.
 
 from __future__ import annotations
 
-from .config import SReTConfig
+from .model_config import SReTConfig
 
 _T = SReTConfig(
     dims=(64, 128, 256), heads=(2, 4, 8), depth=(4, 10, 6), unique_blocks=(2, 5, 3),

@@ -9,11 +9,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import sret_mini
-from sret_mini import command
+from sret_mini import TrainConfig, train
+from sret_mini import cli as command
 from sret_mini.cli import main as cli
 from sret_mini.data import load_dataset
-from sret_mini.softlabels import SoftLabelBank, make_bank
-from sret_mini.train import TrainConfig, train
+from sret_mini.distill.softlabels import SoftLabelBank, make_bank
 
 QUICK = ["--dataset", "shapes", "--dataset-options", '{"n_train": 64, "n_test": 32}', "--img-size", "32",
          "--batch-size", "32", "--epochs", "1", "--no-progress"]  # fmt: skip

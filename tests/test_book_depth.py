@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import sret_mini
+from sret_mini import TrainConfig, train
 from sret_mini.book import depth
-from sret_mini.train import TrainConfig, train
 
 
 def tiny(**overrides):

@@ -6,7 +6,7 @@ from torch import nn
 
 from sret_mini.book import distillation
 from sret_mini.data import load_dataset
-from sret_mini.softlabels import SoftLabelBank
+from sret_mini.distill.softlabels import SoftLabelBank
 
 
 def test_crop_bytes_counts_the_box_the_flip_and_k_probabilities():

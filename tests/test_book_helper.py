@@ -245,7 +245,7 @@ def test_an_unknown_quoted_figure_lists_its_neighbours():
 
 
 def test_load_or_train_trains_once_then_only_loads(tmp_path):
-    from sret_mini.trainconfig import TrainConfig
+    from sret_mini import TrainConfig
 
     cfg = TrainConfig(epochs=1, batch_size=64, progress=False, device="cpu")
     first = book.load_or_train(cfg, "nano", tmp_path)

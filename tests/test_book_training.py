@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from sret_mini import RECIPES, TrainConfig
 from sret_mini.book import training
 from sret_mini.data import load_dataset
-from sret_mini.trainconfig import RECIPES, TrainConfig
 
 
 def test_recipe_table_has_a_row_per_field_of_the_recipe_with_its_default():
@@ -71,14 +71,14 @@ def test_write_image_folder_writes_what_load_dataset_reads(tmp_path):
 
 def test_torchrun_command_on_one_node_is_standalone():
     command = training.torchrun_command(1, 8, "--recipe", "imagenet")
-    assert command == "torchrun --nnodes=1 --nproc_per_node=8 --standalone -m sret_mini.train --recipe imagenet"
+    assert command == "torchrun --nnodes=1 --nproc_per_node=8 --standalone -m sret_mini train --recipe imagenet"
 
 
 def test_torchrun_command_on_several_nodes_meets_at_a_rendezvous_and_quotes_arguments():
     command = training.torchrun_command(2, 4, "--out", "my runs", job="in1k")
     assert "--standalone" not in command
     assert "--rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29400 --rdzv_id=in1k" in command
-    assert command.endswith("-m sret_mini.train --out 'my runs'")
+    assert command.endswith("-m sret_mini train --out 'my runs'")
     flags = [w.split("=")[0] for w in command.split() if w.startswith("--rdzv") or w.startswith("--n")]
     assert set(flags) <= set(training.TORCHRUN_FLAGS)
 

@@ -199,8 +199,8 @@ def test_randaugment_posterize_to_zero_bits_gives_a_black_image_instead_of_an_er
 
 
 def test_the_recipes_randaugment_uses_the_safe_posterize():
+    from sret_mini import RECIPES
     from sret_mini.data import transforms
-    from sret_mini.train import RECIPES
 
     for name in ("cifar", "imagenet"):
         transform = transforms.build_transform(

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 import sret_mini
+from sret_mini import TrainConfig, train
 from sret_mini.data import load_dataset
 from sret_mini.distill import KDLoss, build_teacher, soften, teacher_id
-from sret_mini.softlabels import SoftLabelBank, SoftLabelDataset, crop_image, expand, make_bank
-from sret_mini.train import TrainConfig, train
+from sret_mini.distill.softlabels import SoftLabelBank, SoftLabelDataset, crop_image, expand, make_bank
 
 
 def kd_by_hand(student, teacher, t):
@@ -132,7 +132,7 @@ def test_training_on_a_bank_of_another_dataset_is_refused(tiny, tmp_path):
 def test_training_replays_the_bank_without_a_teacher(tiny, tmp_path, monkeypatch):
     spec, teacher = tiny
     path = bank_for(spec, teacher, tmp_path / "bank.safetensors")
-    monkeypatch.setattr("sret_mini.train.build_teacher", lambda *a, **k: pytest.fail("no teacher needed"))
+    monkeypatch.setattr("sret_mini.engine.loop.build_teacher", lambda *a, **k: pytest.fail("no teacher needed"))
     result = train(TrainConfig(dataset="shapes", dataset_options=dict(n_train=40, n_test=16), img_size=32,
                                soft_labels=str(path), crops_per_image=4, batch_size=16, epochs=2, progress=False))  # fmt: skip
     assert len(result.history) == 2 and math.isfinite(result.history[-1]["train_loss"])
@@ -149,7 +149,7 @@ def test_online_distillation_keeps_the_teacher_frozen(tmp_path, monkeypatch):
         built.append((model, {k: v.clone() for k, v in model.state_dict().items()}))
         return model
 
-    monkeypatch.setattr("sret_mini.train.build_teacher", spy)
+    monkeypatch.setattr("sret_mini.engine.loop.build_teacher", spy)
     train(TrainConfig(dataset="shapes", dataset_options=dict(n_train=64, n_test=16), img_size=32, batch_size=16,
                       epochs=1, teacher="sret_nano", teacher_checkpoint=str(path), progress=False))  # fmt: skip
     assert calls and all(mode == (False, False) for mode in calls)  # eval mode, no gradients

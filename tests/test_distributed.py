@@ -12,8 +12,8 @@ import torch
 import torch.distributed as torch_dist
 from torch.distributed.distributed_c10d import Backend, BackendConfig
 
-from sret_mini.distributed import setup, teardown
-from sret_mini.train import TrainConfig, train
+from sret_mini import TrainConfig, train
+from sret_mini.engine.distributed import setup, teardown
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
 
@@ -21,7 +21,7 @@ TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "t
 def run(out: Path, *flags: str, processes: int = 1) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [TORCHRUN, "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else [sys.executable]
-    command = [*launcher, "-m", "sret_mini.train", *flags, "--out", str(out), "--no-progress"]
+    command = [*launcher, "-m", "sret_mini", "train", *flags, "--out", str(out), "--no-progress"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out / "last.pt", weights_only=True)

@@ -4,6 +4,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from wheelbuild import ROOT, build_wheel
 
 

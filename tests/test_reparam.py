@@ -337,9 +337,9 @@ def test_lab_refuses_an_unknown_arm_and_a_depth_recursion_cannot_split():
 
 
 def test_lab_trains_an_arm_and_tests_its_deployed_form():
+    from sret_mini import TrainConfig
     from sret_mini.book import reparam_lab
     from sret_mini.data import load_dataset
-    from sret_mini.train import TrainConfig
 
     spec = load_dataset("digits", img_size=8)
     test = reparam_lab.test_set(spec, 8)

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-import sret_mini.checkpoint
-import sret_mini.files
-from sret_mini.checkpoint import CHECKSUM_KEY, load_file
-from sret_mini.rundir import RunFolder, best_epoch
-from sret_mini.train import TrainConfig, train
+import sret_mini.engine.checkpoint
+import sret_mini.engine.files
+from sret_mini import TrainConfig, train
+from sret_mini.engine.checkpoint import CHECKSUM_KEY, load_file
+from sret_mini.engine.run_folder import RunFolder, best_epoch
 
 QUICK = dict(dataset="shapes", dataset_options=dict(n_train=128, n_test=64), img_size=32, batch_size=32,
              epochs=2, progress=False)  # fmt: skip
@@ -54,15 +54,15 @@ def test_out_naming_a_file_is_refused(tmp_path):
 def test_a_kill_at_any_write_leaves_a_folder_that_resumes_to_the_same_run(tmp_path, monkeypatch):
     whole = tmp_path / "whole"
     reference = train(TrainConfig(**QUICK, out=str(whole)))
-    real = sret_mini.files.atomic_write
+    real = sret_mini.engine.files.atomic_write
     writes = []
 
     def counting(path, write):
         writes.append(path)
         return real(path, write)
 
-    monkeypatch.setattr(sret_mini.files, "atomic_write", counting)
-    monkeypatch.setattr(sret_mini.checkpoint, "atomic_write", counting)
+    monkeypatch.setattr(sret_mini.engine.files, "atomic_write", counting)
+    monkeypatch.setattr(sret_mini.engine.checkpoint, "atomic_write", counting)
     train(TrainConfig(**QUICK, out=str(tmp_path / "count")))
     assert len(writes) >= 1 + 3 * QUICK["epochs"] - 2  # config, then last, (best), metrics per epoch
 
@@ -75,12 +75,12 @@ def test_a_kill_at_any_write_leaves_a_folder_that_resumes_to_the_same_run(tmp_pa
             done.append(path)
             return real(path, write)
 
-        monkeypatch.setattr(sret_mini.files, "atomic_write", dying)
-        monkeypatch.setattr(sret_mini.checkpoint, "atomic_write", dying)
+        monkeypatch.setattr(sret_mini.engine.files, "atomic_write", dying)
+        monkeypatch.setattr(sret_mini.engine.checkpoint, "atomic_write", dying)
         with pytest.raises(Killed):
             train(TrainConfig(**QUICK, out=str(folder)))
-        monkeypatch.setattr(sret_mini.files, "atomic_write", real)
-        monkeypatch.setattr(sret_mini.checkpoint, "atomic_write", real)
+        monkeypatch.setattr(sret_mini.engine.files, "atomic_write", real)
+        monkeypatch.setattr(sret_mini.engine.checkpoint, "atomic_write", real)
         # what the user does next: resume if there is a checkpoint, else start the run again
         resumable = (folder / "last.pt").is_file()
         again = train(TrainConfig(**QUICK, out=str(folder), resume=resumable, overwrite=not resumable))

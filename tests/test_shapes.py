@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from sret_mini import TrainConfig, train
 from sret_mini.data import load_dataset
 from sret_mini.data.shapes import COLOURS, ShapesDataset, lab_model_kwargs
-from sret_mini.train import TrainConfig, train
 
 
 def test_the_same_seed_and_index_give_the_same_image():

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import sret_mini
-from sret_mini.plot import plot_history, read_metrics
-from sret_mini.train import RECIPES, NonFiniteLoss, TrainConfig, parse_args, train
+from sret_mini import RECIPES, TrainConfig, train
+from sret_mini.book import plot_history, read_metrics
+from sret_mini.cli import parse_args
+from sret_mini.engine.loop import NonFiniteLoss
 
 # 256 shapes images of 32 px: a fast dataset for checking the machinery (not accuracy)
 QUICK = dict(dataset="shapes", dataset_options=dict(n_train=256, n_test=64), img_size=32, batch_size=32,
@@ -140,7 +142,7 @@ def test_the_command_line_reports_bad_input_without_a_traceback():
 
 def test_ctrl_c_saves_a_resumable_checkpoint_before_exiting(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    args = [sys.executable, "-m", "sret_mini.train", "--epochs", "50", "--out", str(tmp_path), "--no-progress"]
+    args = [sys.executable, "-m", "sret_mini", "train", "--epochs", "50", "--out", str(tmp_path), "--no-progress"]
     process = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     while not (tmp_path / "metrics.jsonl").exists() and time.time() < deadline:  # the first epoch ended
@@ -183,7 +185,7 @@ def test_train_takes_a_ready_made_model_and_calls_the_epoch_hook():
 @pytest.mark.parametrize(("capability", "expected"), [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
 def test_auto_mixed_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch, capability, expected):
     # a T4 (7.5) reports bf16 as "supported" through emulation; it should train in fp16
-    from sret_mini.train import resolve_amp
+    from sret_mini.engine.precision import resolve_amp
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

@@ -13,13 +13,16 @@ The modules, one idea each:
 * :mod:`~sret_mini.book.expect`: :func:`expect`, the check that guards a sentence stating a result;
 * :mod:`~sret_mini.book.compare`: paired-seed comparisons with their verdict, and their plot;
 * :mod:`~sret_mini.book.timing`: :func:`time_call` (``torch.utils.benchmark``), :func:`cpu_threads`;
-* :mod:`~sret_mini.book.runs`: :func:`load_or_train`, runs kept under the data folder;
+* :mod:`~sret_mini.book.runs`: :func:`load_or_train`, runs kept under the data folder, and
+  :func:`offline_teacher`, the teacher of the offline data;
+* :mod:`~sret_mini.book.curves`: a run's training curves (:func:`plot_history`);
 * :mod:`~sret_mini.book.quoted`: figures of the paper and other projects, with their sources;
 * :mod:`~sret_mini.book.results`: the benchmark results shipped with the package;
 * :mod:`~sret_mini.book.display`: Markdown, tables, the package's source.
 """
 
 from .compare import Paired, arms_table, over_seeds, paired, plot_arms
+from .curves import plot_history, read_metrics
 from .display import Markdown, markdown_table, source
 from .expect import ClaimFailed, ClaimWarning, expect
 from .profiles import (
@@ -36,7 +39,7 @@ from .profiles import (
 )
 from .quoted import Quoted, quoted, quoted_figures, quoted_table
 from .results import available_results, read_result
-from .runs import load_or_train, run_folder
+from .runs import load_or_train, offline_teacher, run_folder
 from .timing import Timing, cpu_threads, time_call
 
 __all__ = [
@@ -45,7 +48,7 @@ __all__ = [
     "expect", "ClaimFailed", "ClaimWarning",
     "Paired", "paired", "arms_table", "over_seeds", "plot_arms",
     "Timing", "time_call", "cpu_threads",
-    "load_or_train", "run_folder",
+    "load_or_train", "offline_teacher", "run_folder", "plot_history", "read_metrics",
     "Quoted", "quoted", "quoted_figures", "quoted_table",
     "available_results", "read_result",
     "Markdown", "markdown_table", "source",

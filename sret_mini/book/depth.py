@@ -6,7 +6,7 @@ helpers answer them without cluttering the page:
 * :func:`parameter_parts`: where the parameters are (shared blocks, NLLs, the rest);
 * :func:`stream_gradient_norms`: how large the gradient of the loss is at the residual stream
   after every block application, from the first to the last;
-* :class:`StepLog`: a ``step_hook`` for :func:`sret_mini.train.train` that records every step's
+* :class:`StepLog`: a ``step_hook`` for :func:`sret_mini.engine.loop.train` that records every step's
   loss and gradient norm;
 * :func:`timed_step`: one training step (forward, backward), its time and its gradients.
 """
@@ -64,7 +64,7 @@ def stream_gradient_norms(model: torch.nn.Module, images: torch.Tensor, labels: 
 
 
 class StepLog:
-    """A ``step_hook`` for :func:`sret_mini.train.train`: every step's loss and gradient norm.
+    """A ``step_hook`` for :func:`sret_mini.engine.loop.train`: every step's loss and gradient norm.
 
     Example:
         >>> log = StepLog()

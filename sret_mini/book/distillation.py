@@ -1,7 +1,7 @@
 """Helpers of the distillation chapter: making a bank for a dataset, what a run cost, a bank's crops drawn.
 
 The idea itself (the loss, the bank, the replay) lives in :mod:`sret_mini.distill` and
-:mod:`sret_mini.softlabels`; what is here only sets them up and measures them.
+:mod:`sret_mini.distill.softlabels`; what is here only sets them up and measures them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..softlabels import make_bank
+from ..distill.softlabels import make_bank
 
 #: bytes of one stored crop without its labels: the box (4 x int16) and the flip flag (uint8)
 BOX_BYTES = 4 * 2 + 1
@@ -22,7 +22,7 @@ LABEL_BYTES = 2 + 2
 
 
 def crop_bytes(topk: int) -> int:
-    """Bytes of one stored crop with its top-k probabilities, in the format of `sret_mini.softlabels`.
+    """Bytes of one stored crop with its top-k probabilities, in the format of `sret_mini.distill.softlabels`.
 
     Example:
         >>> crop_bytes(5)  # FKD's top-5: 9 bytes of box and flip, 5 x (class, probability)
@@ -51,7 +51,7 @@ def make_bank_for(teacher: torch.nn.Module, spec, path: str | Path, *, teacher_n
 def seconds_per_epoch(histories: Iterable[list[dict]], images_per_epoch: int) -> float:
     """Median training time of one epoch (evaluation excluded) over every epoch of the given runs.
 
-    `histories`: the `history` of each run (`sret_mini.train.TrainResult.history`); each epoch
+    `histories`: the `history` of each run (`sret_mini.TrainResult.history`); each epoch
     records its training throughput, from which the time of `images_per_epoch` images follows.
     """
     times = [images_per_epoch / epoch["images_per_s"] for history in histories for epoch in history]

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from ..data.download import default_data_dir
-from ..distributed import pick_device
-from ..seeding import seed_everything
+from ..engine.distributed import pick_device
+from ..engine.seeding import seed_everything
 
 #: The profiles, from the quickest to the paper's scale.
 PROFILES = ("smoke", "book", "colab", "full")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..engine.loop import train
+from ..engine.train_config import TrainConfig
 from ..flops import count_macs, count_params
 from ..registry import create_model
-from ..train import TrainConfig, train
 
 #: what the three arms change, beyond the common laboratory model
 ARMS = ("single pass", "naive recursion", "SReT")

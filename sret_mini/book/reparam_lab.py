@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from ..engine.loop import train
+from ..engine.train_config import TrainConfig
 from ..flops import count_macs, count_params
 from ..reparam import JoiningSchedule, create_branched, deploy, finish_joining, recursive
-from ..train import TrainConfig, train
 from .display import Markdown, markdown_table
 from .timing import Timing, cpu_threads, time_call
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from ..data.shapes import lab_model_kwargs
+from ..engine.train_config import TrainConfig
 from ..flops import macs_by_module
-from ..trainconfig import TrainConfig
 
 
 def group_of(order: torch.Tensor, groups: int) -> torch.Tensor:
@@ -115,7 +115,7 @@ def lab_accuracy(cfg: TrainConfig, data_dir: str | Path | None = None) -> float:
     With ``data_dir``, the run is kept under ``<data_dir>/runs`` (:func:`sret_mini.book.load_or_train`):
     running the cell again reloads it instead of training again.
     """
-    from ..train import train
+    from ..engine.loop import train
     from .runs import load_or_train
 
     # the folder's name ends in a hash of the whole configuration, so every arm gets its own

@@ -2,8 +2,8 @@
 
 None of this is an idea of its own; it is the bookkeeping around the chapters' ideas, written once:
 
-* :func:`recipe_table`: a recipe of :data:`sret_mini.trainconfig.RECIPES`, field by field, beside the
-  defaults of :class:`~sret_mini.trainconfig.TrainConfig` and what each field does;
+* :func:`recipe_table`: a recipe of :data:`sret_mini.engine.train_config.RECIPES`, field by field, beside the
+  defaults of :class:`~sret_mini.engine.train_config.TrainConfig` and what each field does;
 * :func:`scale_to_run`: a recipe made for hundreds of thousands of steps, fitted to a short run
   (warm-up and EMA horizon kept as the same share of the run);
 * :class:`ExtraEmas`: a `step_hook` that keeps more exponential moving averages of the weights;
@@ -18,7 +18,7 @@ import shlex
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ..trainconfig import RECIPES, TrainConfig
+from ..engine.train_config import RECIPES, TrainConfig
 from .display import Markdown, markdown_table
 
 #: what each field of a recipe does (the chapters' recipe tables)
@@ -71,7 +71,7 @@ def scale_to_run(cfg: TrainConfig, steps: int, epochs: int, full_steps: int) -> 
 
 
 class ExtraEmas:
-    """A `step_hook` for :func:`sret_mini.train.train` that keeps moving averages at other decays.
+    """A `step_hook` for :func:`sret_mini.engine.loop.train` that keeps moving averages at other decays.
 
     Each average is updated after every optimizer step, as `train` updates its own (timm's
     `ModelEmaV3`, which copies the weights at the first step). After the run, :meth:`top1` scores
@@ -91,7 +91,7 @@ class ExtraEmas:
 
     def top1(self) -> dict[float, float]:
         """Test top-1 (%) of every average, by decay."""
-        from ..evaluate import evaluate
+        from ..engine.evaluate import evaluate
 
         if self.run is None:
             raise RuntimeError("no step was taken: pass this object as train(..., step_hook=...) first")
@@ -123,23 +123,23 @@ TORCHRUN_FLAGS = {
     "--rdzv_backend": "how the processes find each other: c10d, a small store on the endpoint",
     "--rdzv_endpoint": "host:port of that store, on the first node; every node gives the same",
     "--rdzv_id": "the job's name, so two jobs on one endpoint do not meet",
-    "-m sret_mini.train": "the program each process runs; it reads RANK, LOCAL_RANK, WORLD_SIZE",
+    "-m sret_mini train": "the program each process runs (`sret-mini train`); it reads RANK, LOCAL_RANK, WORLD_SIZE",
 }
 
 
 def torchrun_command(nodes: int, gpus_per_node: int, *train_args: str, job: str = "sret") -> str:
-    """The command line that runs `python -m sret_mini.train *train_args` on nodes × gpus_per_node processes.
+    """The command line that runs `python -m sret_mini train *train_args` on nodes × gpus_per_node processes.
 
     Example:
         >>> torchrun_command(1, 8, "--recipe", "imagenet")
-        'torchrun --nnodes=1 --nproc_per_node=8 --standalone -m sret_mini.train --recipe imagenet'
+        'torchrun --nnodes=1 --nproc_per_node=8 --standalone -m sret_mini train --recipe imagenet'
     """
     launch = ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={gpus_per_node}"]
     if nodes == 1:
         launch.append("--standalone")
     else:  # the same command on every node; they meet at the first node's address
         launch += ["--rdzv_backend=c10d", "--rdzv_endpoint=$MASTER_ADDR:29400", f"--rdzv_id={job}"]
-    return " ".join([*launch, "-m", "sret_mini.train", *map(shlex.quote, train_args)])
+    return " ".join([*launch, "-m", "sret_mini", "train", *map(shlex.quote, train_args)])
 
 
 def speed_rows(result: dict | None, model: str) -> list[tuple]:

@@ -31,8 +31,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 from tqdm.auto import tqdm
 
-from .data.transforms import sample_seed, seeded_rng
-from .files import atomic_write, hash_tensor
+from ..data.transforms import sample_seed, seeded_rng
+from ..engine.files import atomic_write, hash_tensor
 
 FORMAT = "sret_mini.softlabels/2"  # 2: with a checksum of tensors and metadata
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import checks
+from .. import checks
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrainConfig:
     re_prob: float = 0.0  # random erasing
     mixup: float = 0.0
     cutmix: float = 0.0
-    # distillation (sret_mini.distill): an online teacher, or a soft-label bank (sret_mini.softlabels)
+    # distillation (sret_mini.distill): an online teacher, or a soft-label bank (sret_mini.distill.softlabels)
     teacher: str | None = None  # a timm / sret_mini model name
     teacher_checkpoint: str | None = None
     teacher_pretrained: bool = False  # timm's pretrained weights (needs network)
@@ -65,7 +65,7 @@ class TrainConfig:
     num_workers: int = 0
     # bookkeeping
     seed: int = 0
-    out: str | None = None  # receives config.json, metrics.jsonl, last.pt, best.pt (sret_mini.rundir)
+    out: str | None = None  # receives config.json, metrics.jsonl, last.pt, best.pt (sret_mini.engine.run_folder)
     resume: bool = False  # continue the run saved in `out`
     overwrite: bool = False  # replace a run already saved in `out` (else a new run there is refused)
     stop_after_steps: int | None = None  # stop (resumably) after this many optimizer steps in total
@@ -122,8 +122,9 @@ RECIPES: dict[str, dict] = {
     ),
 }  # fmt: skip
 
-# fields that may change between a run and its resumption
-RESUMABLE_CHANGES = {
+#: fields that say where and how a run is kept or stopped, not what it computes: they may change
+#: between a run and its resumption, and `sret_mini.book.load_or_train` leaves them out of a run's name
+RUN_NEUTRAL = {
     "resume", "overwrite", "progress", "num_workers", "stop_after_steps", "out", "data_dir", "download", "device",
 }  # fmt: skip
 
@@ -131,7 +132,7 @@ RESUMABLE_CHANGES = {
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = asdict(cfg)
     differ = {
-        k: (saved.get(k), now[k]) for k in now if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(now[k])
+        k: (saved.get(k), now[k]) for k in now if k not in RUN_NEUTRAL and _norm(saved.get(k)) != _norm(now[k])
     }
     if differ:
         raise ValueError(

@@ -5,7 +5,7 @@ the address of the rendezvous; `setup()` reads them and joins the process group,
 of one (so that `torchrun --nproc_per_node 1` exercises the same path as eight GPUs). On GPUs the
 group has two backends: NCCL for CUDA tensors (DDP's gradients) and gloo for CPU tensors (the
 loop's flags and counts, pickled objects); on CPUs, gloo alone. A plain `python -m
-sret_mini.train` is a world of one and touches no process group at all.
+sret_mini train` is a world of one and touches no process group at all.
 """
 
 from __future__ import annotations

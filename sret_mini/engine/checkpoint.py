@@ -3,7 +3,7 @@
 * Reading never runs code: `torch.load(..., weights_only=True)` (plus `argparse.Namespace`, which
   DeiT-style training scripts store and which holds only values), or safetensors. A file that is
   not a checkpoint (empty, text, damaged) is refused with one message that names it.
-* Writing is atomic (`sret_mini.files.atomic_write`), so an interrupted save never leaves a
+* Writing is atomic (`sret_mini.engine.files.atomic_write`), so an interrupted save never leaves a
   truncated checkpoint behind, and a saved dict carries the checksum of its tensors: a file whose
   bytes changed on disk is refused when read, instead of giving wrong predictions.
 """
@@ -20,9 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 
-from .convert import adapt_state_dict, is_official, strip_wrapper_prefixes, variant_hint
+from ..convert import adapt_state_dict, is_official, strip_wrapper_prefixes, variant_hint
+from ..variants import VARIANTS
 from .files import atomic_write, tensor_checksum
-from .variants import VARIANTS
 
 STATE_DICT_KEYS = ("model", "state_dict")
 

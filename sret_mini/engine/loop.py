@@ -1,12 +1,12 @@
 """Training: one call from a notebook, one command from a shell, many GPUs through torchrun::
 
-    from sret_mini.train import TrainConfig, train
+    from sret_mini import TrainConfig, train
     result = train(TrainConfig(epochs=5))       # sret_nano on the digits, on the CPU
     result.history[-1]["test_top1"], result.model
 
-    sret-mini train                             # the same from a shell (also python -m sret_mini.train)
+    sret-mini train                             # the same from a shell (also python -m sret_mini train)
     sret-mini train --recipe cifar --out runs/cifar10
-    torchrun --nproc_per_node 8 -m sret_mini.train --recipe imagenet --data-dir /data/imagenet --out runs/in1k
+    torchrun --nproc_per_node 8 -m sret_mini train --recipe imagenet --data-dir /data/imagenet --out runs/in1k
 
 `train` reads top to bottom as the steps of a run: the data; the model, its optimiser and schedule;
 then, epoch after epoch, the steps of one epoch and the epoch's end (evaluate, record, save). What
@@ -16,16 +16,14 @@ Every run is a function of its config: the data order is seeded by (seed, epoch)
 augmentation by (seed, epoch, index), and a checkpoint holds every random-number-generator state.
 So a run stopped at any step (Ctrl-C, `stop_after_steps`) and resumed with `resume=True` ends with
 the same weights as one that never stopped (bit for bit on the CPU). The run folder's guarantees
-are in `sret_mini.rundir`.
+are in `sret_mini.engine.run_folder`; the command line is in `sret_mini.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import sys
 import threading
@@ -43,20 +41,19 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from ..data import EpochBatchSampler, EpochSeededDataset, load_dataset, make_loader
+from ..distill import KDLoss, SoftLabelBank, SoftLabelDataset, build_teacher, teacher_id
+from ..registry import create_model, list_models
 from . import distributed
 from .checkpoint import load_file, save_atomic
-from .data import EpochBatchSampler, EpochSeededDataset, default_data_dir, load_dataset, make_loader
-from .distill import KDLoss, build_teacher, teacher_id
 from .evaluate import evaluate
 from .files import write_text
-from .precision import autocast, native_bf16, resolve_amp  # noqa: F401 (native_bf16: part of this API)
-from .registry import create_model, list_models
-from .rundir import RunFolder, best_checkpoint, history_lines, repair
+from .precision import autocast, resolve_amp
+from .run_folder import RunFolder, best_checkpoint, history_lines, repair
 from .seeding import rng_state, seed_everything, set_rng_state
-from .softlabels import SoftLabelBank, SoftLabelDataset
-from .trainconfig import RECIPES, RESUMABLE_CHANGES, TrainConfig, check_resumable
+from .train_config import TrainConfig, check_resumable
 
-__all__ = ["RECIPES", "NonFiniteLoss", "Run", "TrainConfig", "TrainResult", "offline_teacher", "parse_args", "train"]
+__all__ = ["NonFiniteLoss", "Run", "TrainResult", "train"]
 
 #: steps between two updates of the progress bar (each reads the running loss back from the GPU)
 LOG_EVERY = 10
@@ -185,11 +182,18 @@ def prepare(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module | N
         raise FileNotFoundError(f"resume=True but there is no checkpoint {out}/last.pt to resume from")
     seed_everything(cfg.seed + dist.rank)
     data = build_data(cfg, dist)
-    model = build_model(cfg, data["num_classes"], data["img_size"], dist.device, model)
+    model = build_model(cfg, data.num_classes, data.img_size, dist.device, model)
     amp = resolve_amp(cfg.amp, dist.device)
-    run = Run(cfg=cfg, dist=dist, amp=amp, out=out, **data, model=model,
-              net=model, **build_optimisation(cfg, model, data["num_classes"], data["sampler"].steps_per_epoch(), amp),
-              **build_teacher_of(cfg, data["num_classes"], data["img_size"], dist.device))  # fmt: skip
+    opt = build_optimisation(cfg, model, data.num_classes, data.sampler.steps_per_epoch(), amp)
+    teacher, distill = build_teacher_of(cfg, data.num_classes, data.img_size, dist.device)
+    run = Run(
+        cfg=cfg, dist=dist, amp=amp, out=out,
+        img_size=data.img_size, num_classes=data.num_classes, train_loader=data.train_loader,
+        test_loader=data.test_loader, sampler=data.sampler, replay=data.replay,
+        model=model, net=model, ema=opt.ema, optimizer=opt.optimizer, scheduler=opt.scheduler,
+        scaler=opt.scaler, mixup=opt.mixup, criterion=opt.criterion,
+        teacher=teacher, distill=distill,
+    )  # fmt: skip
     run.new_epoch()
     if cfg.resume:
         resume(run)
@@ -202,7 +206,31 @@ def prepare(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module | N
     return run
 
 
-def build_data(cfg: TrainConfig, dist: distributed.Dist) -> dict:
+@dataclass
+class Data:
+    """What `build_data` makes: the loaders, the training sampler, and what the model must fit."""
+
+    img_size: int
+    num_classes: int
+    train_loader: torch.utils.data.DataLoader
+    test_loader: torch.utils.data.DataLoader
+    sampler: EpochBatchSampler
+    replay: bool
+
+
+@dataclass
+class Optimisation:
+    """What `build_optimisation` makes: optimiser, schedule, loss scaler, EMA, mixup and the loss."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler | None
+    ema: ModelEmaV3 | None
+    mixup: Mixup | None
+    criterion: torch.nn.Module
+
+
+def build_data(cfg: TrainConfig, dist: distributed.Dist) -> Data:
     """The loaders (each process its share), the sampler, and what the model must fit."""
     spec = load_dataset(cfg.dataset, root=cfg.data_dir, img_size=cfg.img_size, download=cfg.download,
                         **cfg.dataset_options)  # fmt: skip
@@ -230,7 +258,7 @@ def build_data(cfg: TrainConfig, dist: distributed.Dist) -> dict:
     test_sampler = EpochBatchSampler(len(test_set), cfg.batch_size, shuffle=False, drop_last=False,
                                      rank=dist.rank, world_size=dist.world_size)  # fmt: skip
     pin = dist.device.type == "cuda"
-    return dict(img_size=img_size, num_classes=spec.num_classes, sampler=sampler, replay=bool(cfg.soft_labels),
+    return Data(img_size=img_size, num_classes=spec.num_classes, sampler=sampler, replay=bool(cfg.soft_labels),
                 train_loader=make_loader(train_set, sampler, cfg.num_workers, pin),
                 test_loader=make_loader(test_set, test_sampler, cfg.num_workers, pin))  # fmt: skip
 
@@ -253,7 +281,7 @@ def build_model(cfg: TrainConfig, num_classes: int, img_size: int, device: torch
 
 
 def build_optimisation(cfg: TrainConfig, model: torch.nn.Module, num_classes: int, steps_per_epoch: int,
-                       amp: str) -> dict:  # fmt: skip
+                       amp: str) -> Optimisation:  # fmt: skip
     """The optimiser, its schedule (per step), the loss scaler (fp16), EMA, mixup and the loss."""
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler, _ = create_scheduler_v2(
@@ -266,12 +294,13 @@ def build_optimisation(cfg: TrainConfig, model: torch.nn.Module, num_classes: in
                       num_classes=num_classes)  # fmt: skip
     criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     device_type = next(model.parameters()).device.type
-    return dict(optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion,
-                scaler=torch.amp.GradScaler(device_type) if amp == "fp16" else None,
-                ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None)  # fmt: skip
+    return Optimisation(optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion,
+                        scaler=torch.amp.GradScaler(device_type) if amp == "fp16" else None,
+                        ema=ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None)  # fmt: skip
 
 
-def build_teacher_of(cfg: TrainConfig, num_classes: int, img_size: int, device: torch.device) -> dict:
+def build_teacher_of(cfg: TrainConfig, num_classes: int, img_size: int,
+                     device: torch.device) -> tuple[torch.nn.Module | None, KDLoss | None]:  # fmt: skip
     """An online teacher (not with a soft-label bank, which replaces it) and the distillation loss."""
     teacher = None
     if cfg.teacher and not cfg.soft_labels:
@@ -280,7 +309,7 @@ def build_teacher_of(cfg: TrainConfig, num_classes: int, img_size: int, device: 
         teacher = build_teacher(cfg.teacher, num_classes, cfg.teacher_checkpoint, cfg.teacher_pretrained, **kwargs)
         teacher = teacher.to(device)
     distill = KDLoss(cfg.kd_temperature, cfg.kd_hard_weight) if teacher is not None or cfg.soft_labels else None
-    return dict(teacher=teacher, distill=distill)
+    return teacher, distill
 
 
 def resume(run: Run) -> None:
@@ -476,79 +505,3 @@ def end_epoch(run: Run, epoch: int) -> None:
             f"test loss {record['test_loss']:.3f}  test top-1 {record['test_top1']:.2f}%  "
             f"{record['images_per_s']:.0f} img/s  {record['seconds']:.1f} s"
         )
-
-
-def offline_teacher(out: str | Path | None = None, model: str = "resnet18", dataset: str = "digits",
-                    epochs: int = 30, progress: bool = False, **overrides) -> Path:  # fmt: skip
-    """A teacher for the offline data, trained unless a finished run with these settings exists.
-
-    No hub model was trained on the digits, so the distillation chapter and benchmark train their own
-    teacher (a timm ResNet-18 by default) with sret_mini's engine, once, into
-    `<data dir>/teachers/<model>-<dataset>/` ("load or train"; a run made with other settings is
-    trained again). Prints which it did. Returns the path of the final checkpoint (`last.pt`: the
-    weights after the last epoch; `best.pt` is chosen by test accuracy, which a teacher must not be).
-    """
-    out = Path(out) if out is not None else default_data_dir() / "teachers" / f"{model}-{dataset}"
-    cfg = TrainConfig(model=model, dataset=dataset, epochs=epochs, out=str(out), progress=progress, **overrides)
-    final, saved = out / "last.pt", out / "config.json"
-    wanted = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items() if k not in RESUMABLE_CHANGES}
-    if final.is_file() and saved.is_file():
-        have = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RESUMABLE_CHANGES}
-        if have == wanted and load_file(final)["epoch"] == epochs:
-            print(f"teacher: loaded {final}")
-            return final
-    train(dataclasses.replace(cfg, overwrite=True))  # a run of other settings, or an unfinished one
-    print(f"teacher: trained {final}")
-    return final
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: every TrainConfig field is a flag (--batch-size 128, --no-compile, --crop-scale 0.5 1)
-
-
-def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field) -> None:
-    flag = "--" + f.name.replace("_", "-")
-    kind = str(f.type)
-    if kind.startswith("bool"):
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-    elif kind.startswith("dict"):
-        parser.add_argument(flag, type=json.loads, default=None, metavar="JSON")
-    elif kind.startswith("tuple"):
-        parser.add_argument(flag, type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    else:
-        base = kind.split("|")[0].strip()
-        parser.add_argument(flag, type={"int": int, "float": float}.get(base, str), default=None)
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """A TrainConfig from command-line flags: the recipe's values, then the flags given."""
-    parser = argparse.ArgumentParser(prog="sret-mini train", description="Train an SReT (or any timm) model.")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="digits",
-                        help="named settings to start from (default: digits, the embedded default)")  # fmt: skip
-    for f in dataclasses.fields(TrainConfig):
-        _add_field(parser, f)
-    args = vars(parser.parse_args(argv))
-    values = dict(RECIPES[args.pop("recipe")])
-    values.update({k: v for k, v in args.items() if v is not None})
-    for key in ("crop_scale",):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    return TrainConfig(**values)
-
-
-def main(argv: list[str] | None = None) -> TrainResult:
-    result = train(parse_args(argv))
-    if result.history and int(os.environ.get("RANK", "0")) == 0:
-        last, best = result.history[-1], max(h["test_top1"] for h in result.history)
-        print(f"epoch {last['epoch']}: test top-1 {last['test_top1']:.2f}% (best {best:.2f}%), "
-              f"{sum(h['seconds'] for h in result.history):.0f} s in epochs"
-              f"{f'; run in {result.out}' if result.out else ''}")  # fmt: skip
-    if result.stopped == "ctrl-c":
-        sys.exit(130)  # the shell's convention for "interrupted"
-    return result
-
-
-if __name__ == "__main__":  # python -m sret_mini.train, the form torchrun launches
-    from .command import run
-
-    run("sret-mini train", main, sys.argv[1:])

@@ -40,15 +40,3 @@ def plot_history(run, title: str | None = None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def plot_runs(runs: dict, metric: str = "test_top1", ax=None, ylabel: str | None = None):
-    """One curve of `metric` per run: `runs` maps a label to a history (or a run folder)."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.2))
-    for label, run in runs.items():
-        history = _history(run)
-        ax.plot([h["epoch"] for h in history], [h[metric] for h in history], label=label)
-    ax.set(xlabel="epoch", ylabel=ylabel or metric)
-    ax.legend()
-    return ax
