@@ -44,37 +44,53 @@ def _base_cfg(size: int, num_classes: int, **kwargs) -> dict:
     )
 
 
-def _cfg(file_id: str | None, official_name: str, top1: float, size: int = 224) -> dict:
-    """An official release: where its file is and what the authors report."""
-    where = _DRIVE.format(file_id) if file_id else "not released (no link in the authors' README)"
-    notes = (f"official file {official_name}.pth: {where}", f"reported ImageNet-1k top-1 {top1}")
-    return _base_cfg(size, 1000, pool_size=(size // 32, size // 32), origin_url="https://github.com/szq0214/SReT",
-                     notes=notes)  # fmt: skip
-
-
 def _small_cfg(size: int) -> dict:
     """A sret_mini variant for small images: no pretrained weights."""
     return _base_cfg(size, 10, notes=("no pretrained weights: a sret_mini variant, train it with sret_mini.train",))
 
 
+def official_table() -> list[dict]:
+    """The authors' released variants (official_variants.csv): name, size, exact params and MACs, top-1,
+    and the id of the file on Google Drive (empty: not released)."""
+    text = resources.files("sret_mini").joinpath("official_variants.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    for row in rows:
+        for key in ("input_size", "params", "macs"):
+            row[key] = int(row[key])
+        for key in ("readme_top1", "mlp_ratio", "nll_mlp_ratio"):
+            row[key] = float(row[key])
+        for key in ("base_dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive"):
+            row[key] = json.loads(row[key])
+    return rows
+
+
+def official_files() -> list[dict]:
+    """Every released file: its timm name (`sret_t.dist_in1k`), the authors' file name, its Google
+    Drive address (None: not released) and the ImageNet-1k top-1 the authors' README reports.
+
+    Read from official_variants.csv; a distilled release is the `dist_in1k` tag of its
+    architecture, the others `in1k`.
+    """
+    files = []
+    for row in official_table():
+        tag = "dist_in1k" if "distill" in row["official_name"] else "in1k"
+        url = _DRIVE.format(row["drive_file_id"]) if row["drive_file_id"] else None
+        files.append(dict(timm_name=f"{row['sret_mini_name']}.{tag}", file=f"{row['official_name']}.pth", url=url,
+                          top1=row["readme_top1"], input_size=row["input_size"]))  # fmt: skip
+    return files
+
+
+def _official_cfg(release: dict) -> dict:
+    """timm's pretrained config of one release: where its file is and what the authors report."""
+    where = release["url"] or "not released (no link in the authors' README)"
+    notes = (f"official file {release['file']}: {where}", f"reported ImageNet-1k top-1 {release['top1']}")
+    size = release["input_size"]
+    return _base_cfg(size, 1000, pool_size=(size // 32, size // 32), origin_url="https://github.com/szq0214/SReT",
+                     notes=notes)  # fmt: skip
+
+
 default_cfgs = generate_default_cfgs({
-    "sret_t.in1k": _cfg("1FDTpva6y-I_bKmyVmLFDn_3BlDq3dwni", "SReT_T", 76.0),
-    "sret_t.dist_in1k": _cfg("1xzG4VQyQyxWJfQTcGCE-fuMuK3BwPCjK", "SReT_T_distill", 77.6),
-    "sret_lt.in1k": _cfg(None, "SReT_LT", 76.7),
-    "sret_lt.dist_in1k": _cfg("1l6u0q4kwli5czEyo4TeJANtqsulh-J5G", "SReT_LT_distill", 77.7),
-    "sret_lt_g16.in1k": _cfg("1sKW9KJ5PLkDVXcW6m7dp8ieLwyCJNRqV", "SReT_LT_16-14-1_1-1-1", 76.6),
-    "sret_s.in1k": _cfg("1y6F_bCgS1sagm7pxjAtuSPUB5HoNb8Ed", "SReT_S", 81.9),
-    "sret_t_noslice.in1k": _cfg("1wHM7NRSkz-WykCSES17xFV56h_m5RMXj", "SReT_T_wo_slice", 76.1),
-    "sret_t_noslice.dist_in1k": _cfg("1P1qK-j1Cac5le8-DNUFBbjmIpRThuiVp", "SReT_T_wo_slice_distill", 77.7),
-    "sret_lt_noslice.in1k": _cfg(None, "SReT_LT_wo_slice", 76.8),
-    "sret_lt_noslice.dist_in1k": _cfg("1FDqkfkw5nZEuTcBmiBKg3lvPJOPQWS6i", "SReT_LT_wo_slice_distill", 77.9),
-    "sret_s_noslice.in1k": _cfg("1vlsxJieKhfnw-F6xFiwczvXBuk7ugXxm", "SReT_S_wo_slice", 82.0),
-    "sret_t_noslice_384.dist_in1k": _cfg(
-        "11mWAktu6LrNa0Qt61WJGA0eTWoKYD1Be", "SReT_T_wo_slice_distill_finetune384", 79.7, size=384),
-    "sret_s_noslice_384.dist_in1k": _cfg(
-        "1z5whJpXbbtFdjLpS1pCPvKcJhVnYCeo-", "SReT_S_wo_slice_distill_finetune384", 83.8, size=384),
-    "sret_s_noslice_512.dist_in1k": _cfg(
-        "1AZXIGMiGboI-nkoKuPnHnhDlBwZumuiB", "SReT_S_wo_slice_distill_finetune512", 84.3, size=512),
+    **{release["timm_name"]: _official_cfg(release) for release in official_files()},
     "sret_t_cifar": _small_cfg(32),
     "sret_t_cifar_noslice": _small_cfg(32),
     "sret_t_cifar_norec": _small_cfg(32),
@@ -239,17 +255,3 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | Non
 def list_models() -> list[str]:
     """Names of the SReT variants registered by sret_mini."""
     return list(VARIANTS)
-
-
-def official_table() -> list[dict]:
-    """The authors' released variants (official_variants.csv): name, size, exact params and MACs, top-1."""
-    text = resources.files("sret_mini").joinpath("official_variants.csv").read_text()
-    rows = list(csv.DictReader(text.splitlines()))
-    for row in rows:
-        for key in ("input_size", "params", "macs"):
-            row[key] = int(row[key])
-        for key in ("readme_top1", "mlp_ratio", "nll_mlp_ratio"):
-            row[key] = float(row[key])
-        for key in ("base_dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive"):
-            row[key] = json.loads(row[key])
-    return rows

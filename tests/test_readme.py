@@ -28,3 +28,39 @@ def test_readme_quickstart_names_the_make_targets(command):
     target = command.split()[1]
     assert command in README.read_text()
     assert re.search(rf"^{target}:", (README.parent / "Makefile").read_text(), flags=re.M)
+
+
+def layout_paths() -> list[str]:
+    """The paths the README's "Repository layout" section names, in its table's first column."""
+    text = README.read_text()
+    section = text[text.index("## Repository layout") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
+
+
+def test_readme_layout_names_every_top_level_module_and_subpackage():
+    package = README.parent / "sret_mini"
+    modules = {f"sret_mini/{p.name}" for p in package.glob("*.py")}
+    subpackages = {f"sret_mini/{p.parent.name}/" for p in package.glob("*/__init__.py")}
+    missing = (modules | subpackages) - set(layout_paths())
+    assert not missing, f"the README's layout does not name {sorted(missing)}: add a row for each"
+
+
+def test_readme_layout_names_nothing_that_does_not_exist():
+    paths = layout_paths()
+    assert len(paths) >= 20
+    absent = [p for p in paths if not (README.parent / p).exists()]
+    assert not absent, f"the README's layout names {absent}, which do not exist"
+
+
+def test_every_drive_file_id_of_the_table_reaches_timm_and_official_files():
+    import timm
+
+    import sret_mini
+
+    releases = {f["timm_name"]: f for f in sret_mini.registry.official_files()}
+    ids = [row["drive_file_id"] for row in sret_mini.official_table()]
+    assert len(releases) == len(ids) == 14 and sum(bool(i) for i in ids) == 12
+    for name, release in releases.items():
+        notes = timm.models.get_pretrained_cfg(name).notes
+        assert (release["url"] or "not released") in notes[0] and str(release["top1"]) in notes[1]
