@@ -12,14 +12,18 @@ two cheap pieces that make it work better:
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 from einops import rearrange
 from timm.layers import Mlp, drop_path
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import checks
 from .attention import SlicedGroupAttention, token_permutation
 from .layers import ConvPooling, lrc, residual
+from .model_config import EXTRA_APPLICATIONS
 
 LN_EPS = 1e-6
 
@@ -72,7 +76,26 @@ class RecursiveStage(nn.Module):
         block 0, NLL 0, block 0, NLL 1, block 1, NLL 2, block 1, NLL 3, ...   (loops = 2)
 
     The first application of a block attends inside `groups_first` contiguous groups; the later
-    ones inside `groups_recursive` groups of permuted tokens.
+    ones inside `groups_recursive` groups of permuted tokens (application i draws with seed
+    `seed + i`, so evaluation is deterministic under the "train" policy).
+
+    Depth at call time: `stage(x, loops=n)` applies every shared block n times instead of the
+    trained `loops` (more or fewer), with no new parameters. Application j of a block (0-based)
+    uses the block's trained application j when j < loops; beyond that `extra_applications` says
+    which trained application lends its NLL (and the NLL's residual coefficients):
+
+    * "last": the block's last trained application, for every extra one: the extra applications
+      iterate one fixed map, block then NLL, as a recurrent network does;
+    * "cycle": trained application j mod loops: the NLLs repeat in their trained order;
+    * "error": loops beyond the trained count are refused with a ValueError.
+
+    An extra application drops paths at the rate of its block's last trained application. With
+    nll=False (naive recursion) nothing is per application, so any n works under every rule.
+
+    Recall (input injection): with `recall`, the stage's input tokens x0 (after the pooling) are
+    added to the state before every application after the first, x <- x + x0 (no parameters);
+    with `state_norm` too, x <- LN(x) + x0, one LayerNorm shared by the stage's applications
+    (2 * dim parameters) that keeps the state's scale bounded far beyond the trained depth.
     """
 
     def __init__(
@@ -94,12 +117,17 @@ class RecursiveStage(nn.Module):
         nll: bool = True,
         learnable_residuals: bool = True,
         nll_share: int = 1,
+        extra_applications: str = "last",
+        recall: bool = False,
+        state_norm: bool = False,
     ):
         super().__init__()
         self.loops, self.nll_share = loops, nll_share
         self.groups_first, self.groups_recursive = groups_first, groups_recursive
         self.drop_path_rates = list(drop_path_rates)
         self.shuffle, self.seed = shuffle, seed
+        self.extra_applications = checks.choice("extra_applications", extra_applications, EXTRA_APPLICATIONS)
+        self.recall, self.has_nlls = recall, nll
         self.grad_checkpointing = False
         self.downsample = ConvPooling(in_dim, dim) if in_dim is not None else nn.Identity()
         self.blocks = nn.ModuleList(
@@ -110,34 +138,75 @@ class RecursiveStage(nn.Module):
             NLL(dim, nll_mlp_ratio, drop, learnable_residuals) if nll else nn.Identity()
             for _ in range(unique_blocks * loops // nll_share)
         )
+        self.state_norm = nn.LayerNorm(dim, eps=LN_EPS) if state_norm else nn.Identity()
         self.num_applications = unique_blocks * loops
 
-    def groups(self, i: int) -> int:
+    def check_loops(self, loops: int | None, where: str = "this stage") -> int:
+        """Applications per shared block for a call: `loops` checked, or the trained count if None."""
+        if loops is None:
+            return self.loops
+        n = checks.integer("loops", loops, 1)
+        if n > self.loops and self.extra_applications == "error" and self.has_nlls:
+            raise ValueError(
+                f"loops={n}: {where} was trained with {self.loops} applications per shared block, and "
+                f"extra_applications='error' refuses more (an NLL exists for each trained application "
+                f"only). Use loops <= {self.loops}, or build the model with extra_applications='last' "
+                f"or 'cycle' to reuse the trained NLLs."
+            )
+        return n
+
+    def groups(self, i: int, loops: int | None = None) -> int:
         """Attention groups of application i: G1 on a block's first pass, G2 on its later passes."""
-        return self.groups_recursive if i % self.loops else self.groups_first
+        return self.groups_recursive if i % (loops or self.loops) else self.groups_first
 
-    def application(self, i: int, num_tokens: int, device) -> tuple[SReTBlock, int, torch.Tensor | None]:
-        """Shared block, group count and token permutation of application i."""
-        groups, perm = self.groups(i), None
-        if i % self.loops and groups > 1:  # a recursive pass; global attention ignores token order
+    def application(
+        self, i: int, num_tokens: int, device, loops: int | None = None
+    ) -> tuple[SReTBlock, int, torch.Tensor | None]:
+        """Shared block, group count and token permutation of application i (each block `loops` times)."""
+        n = loops or self.loops
+        groups, perm = self.groups(i, n), None
+        if i % n and groups > 1:  # a recursive pass; global attention ignores token order
             perm = token_permutation(num_tokens, self.shuffle, self.training, self.seed + i, device)
-        return self.blocks[i // self.loops], groups, perm
+        return self.blocks[i // n], groups, perm
 
-    def _apply_one(self, x, block, nll, groups, perm, drop_prob):
+    def trained_application(self, i: int, loops: int | None = None) -> int:
+        """The trained application whose NLL application i uses (see `extra_applications`)."""
+        block, j = divmod(i, loops or self.loops)
+        if j >= self.loops:
+            j = self.loops - 1 if self.extra_applications == "last" else j % self.loops
+        return block * self.loops + j
+
+    def drop_rate(self, i: int, loops: int | None = None) -> float:
+        """Drop-path rate of application i: its trained one, the block's last for an extra one."""
+        block, j = divmod(i, loops or self.loops)
+        return self.drop_path_rates[block * self.loops + min(j, self.loops - 1)]
+
+    def _apply_one(self, x, x0, block, nll, groups, perm, drop_prob):
+        if x0 is not None:  # recall: x <- x + x0, or LN(x) + x0 with state_norm
+            x = self.state_norm(x) + x0
         return nll(block(x, groups, perm, drop_prob))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def states(self, x: torch.Tensor, loops: int | None = None):
+        """Yield the state after every application, each a (B, C, H, W) map.
+
+        x: (B, C_in, H_in, W_in), the previous stage's map (the embedded image for stage 1).
+        """
+        n = self.check_loops(loops)
         x = self.downsample(x)  # (B, C, H, W)
         h, w = x.shape[-2:]
-        x = rearrange(x, "b c h w -> b (h w) c")
-        for i in range(self.num_applications):
-            block, groups, perm = self.application(i, x.shape[1], x.device)
-            nll = self.nlls[i // self.nll_share]
-            args = (x, block, nll, groups, perm, self.drop_path_rates[i])
+        x = x0 = rearrange(x, "b c h w -> b (h w) c")
+        for i in range(len(self.blocks) * n):
+            block, groups, perm = self.application(i, x.shape[1], x.device, n)
+            nll = self.nlls[self.trained_application(i, n) // self.nll_share]
+            args = (x, x0 if self.recall and i > 0 else None, block, nll, groups, perm, self.drop_rate(i, n))
             if self.grad_checkpointing and torch.is_grad_enabled():
                 # the permutation is drawn outside, and checkpoint replays the RNG state for drop
                 # path, so the recomputed forward is the same computation: identical gradients
                 x = checkpoint(self._apply_one, *args, use_reentrant=False)
             else:
                 x = self._apply_one(*args)
-        return rearrange(x, "b (h w) c -> b c h w", h=h, w=w)
+            yield rearrange(x, "b (h w) c -> b c h w", h=h, w=w)
+
+    def forward(self, x: torch.Tensor, loops: int | None = None) -> torch.Tensor:
+        """(B, C_in, H_in, W_in) -> (B, C, H, W): the state after the last application."""
+        return deque(self.states(x, loops), maxlen=1).pop()  # run them all, keep only the last

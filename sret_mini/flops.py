@@ -9,6 +9,7 @@ forward pass runs on PyTorch's "meta" device, which computes shapes only, so cou
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 from torch import nn
@@ -39,8 +40,8 @@ def _meta(t: torch.Tensor) -> torch.Tensor:
     return nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
 
 
-def _counted(module: nn.Module, *args) -> FlopCounterMode:
-    """Run `module(*args)` on the meta device under a FlopCounterMode and return the counter.
+def _counted(module: nn.Module, *args, **kwargs) -> FlopCounterMode:
+    """Run `module(*args, **kwargs)` on the meta device under a FlopCounterMode and return the counter.
 
     The module is copied with meta tensors in place of its weights (shapes without data, so
     nothing is copied) and every tensor argument becomes a meta tensor of the same shape. On real
@@ -53,14 +54,22 @@ def _counted(module: nn.Module, *args) -> FlopCounterMode:
     # no torch.no_grad(): on the meta device autograd costs nothing, and torch's module tracker
     # (inside FlopCounterMode) fails under no_grad for models such as timm's PiT
     with FlopCounterMode(display=False) as counter:
-        twin(*args)
+        twin(*args, **kwargs)
     return counter
 
 
-def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None) -> int:
-    """Multiply-accumulates of one forward pass of one image (default: the model's own input size)."""
+def count_macs(model: nn.Module, img_size: int | tuple[int, int] | None = None, loops=None) -> int:
+    """Multiply-accumulates of one forward pass of one image (default: the model's own input size).
+
+    `loops`: for an SReT, the call-time depth of `model(x, loops=...)` (an int, one per stage, or
+    None for the depth it was built with). The parameter count does not depend on it.
+    """
     x = torch.empty(1, *_input_size(model, img_size))
-    return _counted(model, x).get_total_flops() // 2
+    if loops is None:
+        return _counted(model, x).get_total_flops() // 2
+    if "loops" not in inspect.signature(model.forward).parameters:
+        raise ValueError(f"loops={loops!r}: {type(model).__name__}.forward takes no loops; count it with loops=None")
+    return _counted(model, x, loops=loops).get_total_flops() // 2
 
 
 def count_call_macs(module: nn.Module, *args) -> int:

@@ -9,6 +9,11 @@ Shapes for SReT-T at 224 px::
       -> pool + stage 3: 3 blocks x 2 loops (B, 256, 7, 7)
       -> global average pool -> LayerNorm -> Linear
 
+Depth is chosen at call time too: ``model(x, loops=n)`` applies every shared block n times
+instead of the trained count (the rule for the per-application NLLs is `SReTConfig.extra_applications`),
+and ``model.forward_applications(x)`` returns the head's output after every application of the last
+stage, for a loss at each one.
+
 There is no class token. The class implements timm's model contract (forward_features /
 forward_head, reset_classifier, group_matcher, set_grad_checkpointing, forward_intermediates,
 feature_info), so timm's training, feature-extraction and fine-tuning tools work on it.
@@ -34,13 +39,22 @@ class SReT(nn.Module):
     Args:
         cfg: the architecture (default: SReT-T); see `SReTConfig`.
         **overrides: fields of the config to change, e.g. ``num_classes=10, img_size=64,
-            shuffle="none"``; ``loops=n`` applies every shared block n times; ``device`` and
-            ``dtype`` place the parameters (as timm's models accept them).
+            shuffle="none"``; ``loops=n`` builds every shared block to be applied n times (with an
+            NLL per application); ``device`` and ``dtype`` place the parameters (as timm's models
+            accept them).
+
+    The forward passes take ``loops`` too: an int for every stage or a tuple with one entry per
+    stage (None: as built) runs each shared block that many times at this call, with the same
+    parameters (see `SReTConfig.extra_applications` for the NLLs beyond the trained count).
 
     Example:
         >>> model = SReT(num_classes=10, img_size=64)
         >>> model(torch.randn(2, 3, 64, 64)).shape
         torch.Size([2, 10])
+        >>> model(torch.randn(2, 3, 64, 64), loops=4).shape  # twice the trained depth
+        torch.Size([2, 10])
+        >>> model.forward_applications(torch.randn(2, 3, 64, 64)).shape  # 3 blocks x 2 loops
+        torch.Size([6, 2, 10])
     """
 
     def __init__(self, cfg: SReTConfig | None = None, device=None, dtype=None, **overrides):
@@ -80,6 +94,9 @@ class SReT(nn.Module):
                     nll=cfg.nll,
                     learnable_residuals=cfg.lrc,
                     nll_share=cfg.nll_share,
+                    extra_applications=cfg.extra_applications,
+                    recall=cfg.recall,
+                    state_norm=cfg.state_norm,
                 )
                 for s in range(cfg.num_stages)
             )
@@ -108,9 +125,40 @@ class SReT(nn.Module):
         x = self.patch_embed(x)  # (B, C, H/8, W/8)
         return self.pos_drop(x + resize_pos_embed(self.pos_embed, x.shape[-2:]))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, H, W) images -> (B, C, H/32, W/32) feature map of the last stage."""
-        return self.stages(self._embed(x))
+    def _call_loops(self, loops) -> tuple[int, ...]:
+        """Applications per shared block of every stage at this call, checked before torch runs."""
+        if not isinstance(loops, (tuple, list)):
+            loops = (loops,) * len(self.stages)
+        elif len(loops) != len(self.stages):
+            raise ValueError(
+                f"loops={tuple(loops)} has {len(loops)} entries but the model has {len(self.stages)} stages: "
+                "give an int for every stage or one entry per stage (None keeps a stage as built)"
+            )
+        return tuple(stage.check_loops(n, f"stage {s + 1}") for s, (stage, n) in enumerate(zip(self.stages, loops)))
+
+    def forward_features(self, x: torch.Tensor, loops: int | tuple | None = None) -> torch.Tensor:
+        """(B, in_chans, H, W) images -> (B, C, H/32, W/32) feature map of the last stage.
+
+        `loops`: applications of every shared block at this call (an int, one per stage, or None).
+        """
+        loops = self._call_loops(loops)
+        x = self._embed(x)
+        for stage, n in zip(self.stages, loops):
+            x = stage(x, n)
+        return x
+
+    def forward_applications(self, x: torch.Tensor, loops: int | tuple | None = None) -> torch.Tensor:
+        """The head's output after every application of the last stage, for a loss at each one.
+
+        The earlier stages run as in `forward`; returns (A, B, num_classes), or (A, B, N,
+        num_classes) per token with global_pool="", where A = unique_blocks * loops of the last
+        stage. The last entry is `forward(x, loops)`.
+        """
+        *early, last = self._call_loops(loops)
+        x = self._embed(x)
+        for stage, n in zip(self.stages[:-1], early):
+            x = stage(x, n)
+        return torch.stack([self.forward_head(state) for state in self.stages[-1].states(x, last)])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature map -> logits (B, num_classes), or the normalised pooled features if pre_logits."""
@@ -121,8 +169,9 @@ class SReT(nn.Module):
         x = self.head_drop(self.norm(x))
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def forward(self, x: torch.Tensor, loops: int | tuple | None = None) -> torch.Tensor:
+        """(B, in_chans, H, W) images -> (B, num_classes) logits (at a call-time depth with `loops`)."""
+        return self.forward_head(self.forward_features(x, loops))
 
     def forward_intermediates(
         self,
@@ -213,11 +262,14 @@ class SReT(nn.Module):
             if seed is not None:
                 stage.seed = _stage_seed(seed, s)
 
-    def block_applications(self):
-        """Yield (stage, application, shared block index, groups) for every block application."""
-        for s, stage in enumerate(self.stages):
-            for i in range(stage.num_applications):
-                yield s, i, i // stage.loops, stage.groups(i)
+    def block_applications(self, loops: int | tuple | None = None):
+        """Yield (stage, application, shared block index, groups) for every block application.
+
+        `loops` as in `forward`: the schedule of a call at that depth (default: as built).
+        """
+        for s, (stage, n) in enumerate(zip(self.stages, self._call_loops(loops))):
+            for i in range(len(stage.blocks) * n):
+                yield s, i, i // n, stage.groups(i, n)
 
 
 def _stage_seed(shuffle_seed: int, stage: int) -> int:

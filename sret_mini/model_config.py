@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from . import checks
 
 SHUFFLE_POLICIES = ("train", "random", "none")
+EXTRA_APPLICATIONS = ("last", "cycle", "error")
 STAGE_FIELDS = ("dims", "heads", "depth", "unique_blocks", "groups_first", "groups_recursive")
 
 
@@ -78,6 +79,26 @@ class SReTConfig:
         nll_share: consecutive applications of a block that share one NLL (1 in every release; the
             1000-layer model uses 10 to keep its parameters within the paper's 13-15M).
         lrc: learnable residual coefficients (False: plain residuals x + f(x)).
+
+    Depth at call time (`model(x, loops=n)`: every shared block applied n times, more or fewer
+    than `loops`, with no new parameters):
+        extra_applications: which NLL an application beyond the trained count uses. Application
+            j (0-based) of a shared block uses the NLL of the block's trained application j while
+            j < loops (so fewer loops use the first n NLLs of each block); for j >= loops:
+            "last" (default): the block's last trained NLL, every time: the extra applications
+            iterate one fixed map, as a recurrent network does;
+            "cycle": the NLL of trained application j mod loops: the trained NLLs in order again;
+            "error": refuse (ValueError) a call with more loops than trained.
+            An extra application drops paths at the rate of its block's last trained application.
+            With nll=False nothing is per application and every rule accepts any n.
+        recall: input injection (Bansal et al., 2022): before every application after a stage's
+            first, add the stage's input tokens x0 (after its pooling; for stage 1 the stem output
+            plus position embedding) to the state, x <- x + x0. Adds 0 parameters.
+        state_norm: with recall, normalise the state first, x <- LN(x) + x0, one LayerNorm per
+            stage shared by its applications; it keeps the state's scale bounded when the
+            applications run far past the trained count. Adds 2 * C parameters per stage.
+            Needs recall=True: it is the normalisation of the injection step, and without the
+            injection it would be an extra LayerNorm between blocks, a different architecture.
     """
 
     dims: tuple[int, ...] = (64, 128, 256)
@@ -101,6 +122,9 @@ class SReTConfig:
     nll: bool = True
     lrc: bool = True
     nll_share: int = 1
+    extra_applications: str = "last"
+    recall: bool = False
+    state_norm: bool = False
 
     def __post_init__(self):
         # accept lists (from JSON or a CSV) and ints, store tuples so the config stays hashable
@@ -212,6 +236,7 @@ class SReTConfig:
             )
         if self.stem_stride not in (1, 2, 4, 8):
             raise ValueError(f"stem_stride={self.stem_stride}: the three-convolution stem supports 1, 2, 4 or 8")
+        self._validate_depth_options()
         if self.shuffle not in SHUFFLE_POLICIES:
             raise ValueError(f"shuffle={self.shuffle!r}: choose one of {SHUFFLE_POLICIES}")
         if self.global_pool not in ("avg", ""):
@@ -221,3 +246,15 @@ class SReTConfig:
         if min(self.img_size) < 1:
             raise ValueError(f"img_size={self.img_size} must be positive")
         self.check_input_size(self.img_size)
+
+    def _validate_depth_options(self) -> None:
+        """extra_applications, recall and state_norm (see the class docstring)."""
+        checks.choice("extra_applications", self.extra_applications, EXTRA_APPLICATIONS)
+        for name in ("recall", "state_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
+        if self.state_norm and not self.recall:
+            raise ValueError(
+                "state_norm=True needs recall=True: state_norm normalises the state before the input is "
+                "injected (x <- LN(x) + x0). Set recall=True too, or leave state_norm=False."
+            )
