@@ -19,7 +19,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from .convert import adapt_state_dict
-from .engine.checkpoint import CHECKSUM_KEY, load_checkpoint, verified
+from .engine.checkpoint import ADAPTED, CHECKSUM_KEY, load_checkpoint, verified
 from .model import SReT
 from .variants import VARIANTS
 
@@ -109,10 +109,17 @@ def checkpoint_filter_fn(state_dict: dict, model: SReT) -> dict:
 
 def _adapt_on_load(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
     """`load_state_dict` pre-hook: a created model also takes the authors' layout and other grids,
-    and a state dict saved by `save_atomic` (checksum included) is checked before it is loaded."""
+    and a state dict saved by `save_atomic` (checksum included) is checked before it is loaded.
+
+    This is what `model.load_state_dict(...)` and `timm.create_model(..., checkpoint_path=...)`
+    rely on. `load_checkpoint` adapts the dict itself (it needs the converted keys for its error
+    messages) and marks it, so a dict is converted once on every route.
+    """
     if CHECKSUM_KEY in state_dict:
         verified(dict(state_dict), "the state dict given to load_state_dict")
         del state_dict[CHECKSUM_KEY]
+    if local_metadata.get(ADAPTED):
+        return
     adapt_state_dict(state_dict, module, prefix=prefix, strict=strict, variants=VARIANTS)
 
 

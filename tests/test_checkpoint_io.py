@@ -55,6 +55,32 @@ def test_timm_checkpoint_path_loads_an_official_file(official_file):
     assert torch.equal(predictions(via_timm), predictions(ours))
 
 
+
+@pytest.mark.parametrize("route", ["sret_mini.create_model", "timm checkpoint_path", "timm pretrained file",
+                                   "load_state_dict"])  # fmt: skip
+def test_every_loading_route_converts_the_authors_file_once(official_file, route, monkeypatch):
+    import sret_mini.convert as convert
+
+    path, sd = official_file
+    calls = []
+    real = convert.adapt_state_dict
+
+    def counted(*args, **kwargs):
+        calls.append(convert.is_official(args[0]))
+        return real(*args, **kwargs)
+
+    for module in ("sret_mini.convert", "sret_mini.registry", "sret_mini.engine.checkpoint"):
+        monkeypatch.setattr(f"{module}.adapt_state_dict", counted)
+    if route == "sret_mini.create_model":
+        sret_mini.create_model("sret_t", checkpoint_path=path)
+    elif route == "timm checkpoint_path":
+        timm.create_model("sret_t", checkpoint_path=str(path))
+    elif route == "timm pretrained file":
+        timm.create_model("sret_t", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    else:
+        sret_mini.create_model("sret_t").load_state_dict(dict(sd))
+    assert calls == [True], f"{route}: adapt_state_dict ran {len(calls)} times (official layout each time: {calls})"
+
 def test_a_file_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"model": {}, "payload": Payload()}, path)

@@ -14,6 +14,7 @@ import argparse
 import os
 import pickle
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -29,6 +30,16 @@ STATE_DICT_KEYS = ("model", "state_dict")
 
 #: the key under which `save_atomic` stores the checksum of a dict's tensors
 CHECKSUM_KEY = "sret_mini_checksum"
+#: the mark `load_checkpoint` leaves in a state dict's metadata once it has adapted the dict, so that
+#: the registry's `load_state_dict` hook (which adapts whatever else is loaded) leaves it as it is
+ADAPTED = "sret_mini_adapted"
+
+
+def mark_adapted(state_dict: dict) -> OrderedDict:
+    """The state dict, marked as converted to this model's layout (see `ADAPTED`)."""
+    marked = OrderedDict(state_dict)
+    marked._metadata = {"": {ADAPTED: True}}
+    return marked
 
 
 def load_file(path: str | os.PathLike) -> dict:
@@ -142,7 +153,8 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
             f"{path} ({origin} layout) does not fit this model: {len(missing)} missing keys {missing[:6]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:6]}. {variant_hint(state_dict, VARIANTS)}"
         )
-    return model.load_state_dict(state_dict, strict=strict and strict_head)
+    # converted once, here: the mark tells the registry's load hook not to adapt it again
+    return model.load_state_dict(mark_adapted(state_dict), strict=strict and strict_head)
 
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
