@@ -167,9 +167,6 @@ class SReTConfig:
             changes["depth"] = tuple(u * n for u, n in zip(unique, loops, strict=True))
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     # checks ---------------------------------------------------------------------------------
     def check_input_size(self, img_size: tuple[int, int]) -> None:
         """Raise ValueError unless every stage's token count divides by its group counts."""

@@ -1,6 +1,7 @@
 """The package reads in layers: no import cycle, counting the imports inside functions too."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "sret_mini"
@@ -75,3 +76,29 @@ def test_only_the_command_line_imports_the_commands():
         if isinstance(node, ast.ImportFrom) and any(a.name == "main" for a in node.names)
     }
     assert users <= {"sret_mini.cli", "sret_mini.__main__"}, users
+
+
+#: public methods that a framework calls, not this project: timm's model contract, torchvision's ImageFolder
+CALLED_BY_FRAMEWORKS = {"SReT.prune_intermediate_layers", "SubsetImageFolder.find_classes"}
+
+
+def test_every_public_function_and_class_of_the_package_is_used_somewhere():
+    """A public name that nothing calls (package, tests, chapters, benchmarks, README) is dead code."""
+    root = Path(__file__).parents[1]
+    texts = [p.read_text() for pattern in ("sret_mini/**/*.py", "tests/*.py", "bench/*.py", "book/*.ipynb", "book/*.md")
+             for p in root.glob(pattern)] + [(root / "README.md").read_text()]  # fmt: skip
+    unused = []
+    for path in (root / "sret_mini").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            named = [node] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else []
+            if isinstance(node, ast.ClassDef):
+                named += [(node, sub) for sub in node.body if isinstance(sub, ast.FunctionDef)]
+            for item in named:
+                cls, fn = item if isinstance(item, tuple) else (None, item)
+                name = f"{cls.name}.{fn.name}" if cls else fn.name
+                if fn.name.startswith("_") or name in CALLED_BY_FRAMEWORKS:
+                    continue
+                uses = sum(len(re.findall(rf"\b{re.escape(fn.name)}\b", text)) for text in texts)
+                if uses <= 1:  # its own definition
+                    unused.append(f"{path.relative_to(root)}: {name}")
+    assert not unused, f"defined and never used: {unused}"
