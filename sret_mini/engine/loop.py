@@ -12,6 +12,11 @@
 then, epoch after epoch, the steps of one epoch and the epoch's end (evaluate, record, save). What
 the run holds while it trains lives in one object, `Run`, which hooks receive.
 
+The labels may be one class per image, one per token (logits (B, N, C) from a model with
+global_pool="": the loss and accuracy are over tokens), or one per step (`arrows`): the final
+output is trained and scored on the last step, and with `application_loss` every application is
+trained on its own step too (`supervised_loss`); the accuracy reported is the final output's.
+
 Every run is a function of its config: the data order is seeded by (seed, epoch), each sample's
 augmentation by (seed, epoch, index), and a checkpoint holds every random-number-generator state.
 So a run stopped at any step (Ctrl-C, `stop_after_steps`) and resumed with `resume=True` ends with
@@ -33,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from einops import reduce
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
@@ -46,7 +52,7 @@ from ..distill import KDLoss, SoftLabelBank, SoftLabelDataset, build_teacher, te
 from ..registry import create_model, list_models
 from . import distributed
 from .checkpoint import load_file, save_atomic
-from .evaluate import evaluate
+from .evaluate import evaluate, final_labels, label_steps
 from .files import write_text
 from .precision import autocast, resolve_amp
 from .run_folder import RunFolder, best_checkpoint, history_lines, repair
@@ -123,7 +129,8 @@ class Run:
     replay: bool  # batches are replayed crops of a soft-label bank: (images, labels, soft labels)
     # model and optimisation
     model: torch.nn.Module
-    net: torch.nn.Module  # the model as it is called: wrapped by DDP, compiled
+    net: torch.nn.Module  # the model as training calls it: wrapped by DDP, compiled (see `wrap`)
+    eval_net: torch.nn.Module  # the model as evaluation calls it
     ema: ModelEmaV3 | None
     optimizer: torch.optim.Optimizer
     scheduler: object
@@ -190,7 +197,7 @@ def prepare(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module | N
         cfg=cfg, dist=dist, amp=amp, out=out,
         img_size=data.img_size, num_classes=data.num_classes, train_loader=data.train_loader,
         test_loader=data.test_loader, sampler=data.sampler, replay=data.replay,
-        model=model, net=model, ema=opt.ema, optimizer=opt.optimizer, scheduler=opt.scheduler,
+        model=model, net=model, eval_net=model, ema=opt.ema, optimizer=opt.optimizer, scheduler=opt.scheduler,
         scaler=opt.scaler, mixup=opt.mixup, criterion=opt.criterion,
         teacher=teacher, distill=distill,
     )  # fmt: skip
@@ -199,11 +206,35 @@ def prepare(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module | N
         resume(run)
     if dist.is_main and out:
         write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    if dist.enabled:
-        run.net = DistributedDataParallel(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    if cfg.compile:
-        run.net = torch.compile(run.net)
+    run.net, run.eval_net = wrap(cfg, dist, model)
     return run
+
+
+class Applications(torch.nn.Module):
+    """`model.forward_applications` as a module, so that DDP and torch.compile wrap it as they wrap a model."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_applications(images)  # (A, B, C) or (A, B, N, C)
+
+
+def wrap(cfg: TrainConfig, dist: distributed.Dist, model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model as training calls it and as evaluation calls it: wrapped by DDP, compiled.
+
+    With application_loss training calls every application (`Applications`) and evaluation the
+    model itself (compiled too; no DDP, which only gradients need).
+    """
+    net = Applications(model) if cfg.application_loss else model
+    if dist.enabled:
+        net = DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    if not cfg.application_loss:
+        return net, net
+    return net, torch.compile(model) if cfg.compile else model
 
 
 @dataclass
@@ -239,6 +270,7 @@ def build_data(cfg: TrainConfig, dist: distributed.Dist) -> Data:
                               auto_augment=cfg.auto_augment, color_jitter=cfg.color_jitter,
                               re_prob=cfg.re_prob or None)  # fmt: skip
     augmenting = cfg.augment if cfg.augment is not None else spec.augment.get("augment", True)
+    check_labels(cfg, spec.train)
     train_set = EpochSeededDataset(spec.train, train_tf, seed=cfg.seed, random=augmenting)
     test_set = EpochSeededDataset(spec.test, spec.transform(False, img_size), random=False)
     images_per_step = cfg.batch_size
@@ -263,6 +295,19 @@ def build_data(cfg: TrainConfig, dist: distributed.Dist) -> Data:
                 test_loader=make_loader(test_set, test_sampler, cfg.num_workers, pin))  # fmt: skip
 
 
+def check_labels(cfg: TrainConfig, dataset) -> None:
+    """Refuse what needs one class per image (mixup, cutmix, soft labels, a teacher) on per-token or per-step labels."""
+    needing = [name for name in ("mixup", "cutmix", "soft_labels", "teacher") if getattr(cfg, name)]
+    if not needing or not len(dataset):
+        return
+    shape = tuple(torch.as_tensor(dataset[0][1]).shape)  # () for a class per image
+    if shape:
+        raise ValueError(
+            f"{', '.join(needing)} need one class per image, but the labels of {cfg.dataset!r} are {shape} per image "
+            f"(per token or per step): set {' and '.join(needing)} off, or train on a dataset with a class per image"
+        )
+
+
 def build_model(cfg: TrainConfig, num_classes: int, img_size: int, device: torch.device,
                 model: torch.nn.Module | None = None) -> torch.nn.Module:  # fmt: skip
     if model is None:
@@ -277,6 +322,12 @@ def build_model(cfg: TrainConfig, num_classes: int, img_size: int, device: torch
         model.set_grad_checkpointing(True)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    if cfg.application_loss and not hasattr(model, "forward_applications"):
+        raise ValueError(
+            f"application_loss={cfg.application_loss} needs the output after every application, "
+            f"model.forward_applications (sret_mini.SReT has it); {type(model).__name__} has none: "
+            "set application_loss=0, or train an SReT"
+        )
     return model
 
 
@@ -394,7 +445,8 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, step_hook: Callable | N
             raise non_finite(run, loss, epoch, step)
         update(run, loss)
         run.partial["loss"] += loss.detach().double() * len(labels)
-        run.partial["correct"] += (logits.argmax(-1) == labels).sum()
+        right = logits.argmax(-1) == final_labels(logits, labels)  # (B,), or per token (B, N)
+        run.partial["correct"] += reduce(right.double(), "b ... -> b", "mean").sum()  # a token counts 1 / N
         run.partial["seen"] += len(labels)
         run.start_step = step + 1
         if step_hook is not None:
@@ -423,19 +475,54 @@ def unpack(batch, replay: bool, device: torch.device, channels_last: bool):
 
 
 def forward(run: Run, images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None):
-    """(loss, logits) of a batch: soft labels replayed, an online teacher's, or the labels (mixed)."""
+    """(loss, final logits) of a batch: soft labels replayed, an online teacher's, or the labels (mixed)."""
     targets = labels
     if run.mixup is not None:
         images, targets = run.mixup(images, labels)
     with autocast(run.device, run.amp):
-        logits = run.net(images)
+        outputs = run.net(images)  # logits (B, C) or (B, N, C); with application_loss every application's
+        logits = outputs[-1] if run.cfg.application_loss else outputs
         if soft is not None:
             return run.distill(logits.float(), teacher_probs=soft, labels=labels), logits
         if run.teacher is not None:
             with torch.no_grad():
                 teacher_logits = run.teacher(images)
             return run.distill(logits.float(), teacher_logits.float(), labels=targets), logits
-        return run.criterion(logits, targets), logits
+        return supervised_loss(run.criterion, outputs, targets, run.cfg.application_loss), logits
+
+
+def supervised_loss(criterion: torch.nn.Module, outputs: torch.Tensor, labels: torch.Tensor,
+                    application_loss: float = 0.0) -> torch.Tensor:  # fmt: skip
+    """The criterion's mean over predictions (images or tokens); with w = application_loss > 0, at every application.
+
+    outputs: logits (B, C) or per token (B, N, C); with w > 0 the output after every application,
+        (A, B, C) or (A, B, N, C) (`model.forward_applications`), the last one the final output.
+    labels: one per prediction, (B,) or (B, N) (or mixup's (B, C)), the target of every application;
+        or one per step, (B, A) or (B, A, N): application a is trained on step a + 1, the final
+        output on the last step (without w, the final output on the last step of any number of steps).
+
+    loss = (1 - w) * L(final output, final labels) + w * mean over a of L(application a, its labels).
+    """
+    if not application_loss:
+        return prediction_loss(criterion, outputs, final_labels(outputs, labels))
+    final, applications = outputs[-1], len(outputs)
+    steps = label_steps(final, labels)
+    if steps not in (None, applications):
+        raise ValueError(
+            f"application_loss: the labels have {steps} steps per image and the model makes {applications} "
+            f"applications of its last stage, one per step: give the dataset steps={applications} "
+            f"(dataset_options), or the model loops={steps} (model_kwargs)"
+        )
+    targets = [labels] * applications if steps is None else labels.unbind(1)  # application a: step a + 1
+    every = torch.stack([prediction_loss(criterion, out, target) for out, target in zip(outputs, targets)])
+    return (1 - application_loss) * prediction_loss(criterion, final, targets[-1]) + application_loss * every.mean()
+
+
+def prediction_loss(criterion: torch.nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """`criterion` over every prediction: (B, C) logits against (B,) labels, or (B, N, C) against (B, N)."""
+    if logits.ndim > 2:  # one prediction per token: (B, N, C) -> (B * N, C)
+        logits, labels = logits.flatten(0, -2), labels.flatten()
+    return criterion(logits, labels)
 
 
 def update(run: Run, loss: torch.Tensor) -> None:
@@ -473,7 +560,7 @@ def end_epoch(run: Run, epoch: int) -> None:
     """Evaluate, record, save: last.pt first (it holds the history), then best.pt and metrics.jsonl."""
     cfg, main = run.cfg, run.dist.is_main
     tic = time.perf_counter()
-    stats = evaluate(run.net, run.test_loader, run.device, run.amp, cfg.channels_last)
+    stats = evaluate(run.eval_net, run.test_loader, run.device, run.amp, cfg.channels_last)
     loss, correct, seen = distributed.all_sum(
         torch.stack([run.partial["loss"], run.partial["correct"], run.partial["loss"].new_tensor(run.partial["seen"])])
     ).tolist()

@@ -12,6 +12,14 @@ class TrainConfig:
     """Everything a training run depends on. The defaults train `sret_nano` on the digits on a CPU.
 
     `None` means "the dataset's or model's own default" (input size, augmentation, drop path).
+
+    `application_loss` w > 0 is deep supervision (a loss at every application of the last stage,
+    Bansal et al., 2022): the loss is (1 - w) * L(final output) + w * mean over applications a of
+    L(application a), through `model.forward_applications` (`sret_mini.SReT`). Labels with a steps
+    dim, (steps, ...) per image as `arrows` gives, train application a against step a + 1 (steps must
+    equal the applications); other labels train every application against the same labels.
+    Whatever w, the reported accuracy (train_top1, test_top1) and test loss are the final output's
+    (the last application), against the last step of labels with a steps dim.
     """
 
     # what to train, on what
@@ -38,6 +46,7 @@ class TrainConfig:
     drop_path: float | None = None
     ema: bool = False
     ema_decay: float = 0.999
+    application_loss: float = 0.0  # w: weight of the mean loss over every application (0: the final output only)
     # augmentation (timm): None keeps the dataset's defaults
     augment: bool | None = None
     crop_scale: tuple[float, float] | None = None
@@ -95,6 +104,13 @@ class TrainConfig:
             if not 0 < low <= high:
                 raise ValueError(f"crop_scale={self.crop_scale} must be (low, high) with 0 < low <= high <= 1")
         checks.choice("amp", self.amp, ("auto", "bf16", "fp16", "none"))
+        self.application_loss = checks.number("application_loss", self.application_loss, 0, 1)
+        if self.application_loss and (self.teacher or self.soft_labels):
+            raise ValueError(
+                f"application_loss={self.application_loss} scores the labels at every application; distillation "
+                "(teacher, soft_labels) scores the final output only: set application_loss=0, or drop the teacher "
+                "and soft_labels"
+            )
         if self.resume and self.overwrite:
             raise ValueError("resume=True continues the run in `out` and overwrite=True replaces it: give one")
 
@@ -130,10 +146,13 @@ RUN_NEUTRAL = {
 
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
-    now = asdict(cfg)
-    differ = {
-        k: (saved.get(k), now[k]) for k in now if k not in RUN_NEUTRAL and _norm(saved.get(k)) != _norm(now[k])
-    }
+    """Refuse to resume the run saved with config `saved` under other settings than `cfg`'s.
+
+    A field the saved config lacks is newer than the run, which was made with its default.
+    """
+    now, defaults = asdict(cfg), asdict(TrainConfig())
+    saved = {k: saved.get(k, defaults[k]) for k in now}
+    differ = {k: (saved[k], now[k]) for k in now if k not in RUN_NEUTRAL and _norm(saved[k]) != _norm(now[k])}
     if differ:
         raise ValueError(
             f"cannot resume: the run in {cfg.out} was made with other settings {differ} (saved, now). "
