@@ -80,8 +80,10 @@ class SReTConfig:
             1000-layer model uses 10 to keep its parameters within the paper's 13-15M).
         lrc: learnable residual coefficients (False: plain residuals x + f(x)).
 
-    Depth at call time (`model(x, loops=n)`: every shared block applied n times, more or fewer
-    than `loops`, with no new parameters):
+    The depth can change at call time: ``model(x, loops=n)`` applies every shared block n times,
+    more or fewer than `loops`, with no new parameters.
+
+    Depth fields:
         extra_applications: which NLL an application beyond the trained count uses. Application
             j (0-based) of a shared block uses the NLL of the block's trained application j while
             j < loops (so fewer loops use the first n NLLs of each block); for j >= loops:
