@@ -25,7 +25,9 @@ from .transforms import EpochSeededDataset, build_transform
 
 HALF = (0.5, 0.5, 0.5)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-DATASETS = ("digits", "shapes", "pointers", "cifar10", "cifar100", "imagenette", "imagefolder", "imagenet100")
+DATASETS = (
+    "digits", "shapes", "pointers", "arrows", "cifar10", "cifar100", "imagenette", "imagefolder", "imagenet100",
+)
 
 
 @dataclass
@@ -84,6 +86,18 @@ def _pointers(root, download, img_size=None, n_train: int = 4000, n_test: int = 
     return DataSpec("pointers", train, test, list(CLASSES), train.img_size, augment=dict(augment=False))
 
 
+def _arrows(root, download, img_size=None, n_train: int = 4000, n_test: int = 1000, steps: int = 4, colours: int = 4,
+            two_cycles: bool = False, seed: int = 0):  # fmt: skip
+    from .arrows import IMG_SIZE, ArrowsDataset
+
+    if img_size not in (None, IMG_SIZE):
+        raise ValueError(f"img_size={img_size}: arrows images are {IMG_SIZE} px (8 x 8 cells of 4 px); leave it unset")
+    train = ArrowsDataset(n_train, steps, colours, two_cycles=two_cycles, seed=seed)
+    test = ArrowsDataset(n_test, steps, colours, two_cycles=two_cycles, seed=seed + 1)  # other images, same distribution
+    # every cell's pixels are its colour and its arrow: no crop, flip or colour change
+    return DataSpec("arrows", train, test, list(train.classes), IMG_SIZE, augment=dict(augment=False))
+
+
 def _cifar(name):
     def build(root, download, img_size=None):
         from .cifar import cifar_splits
@@ -125,6 +139,7 @@ _BUILDERS = {
     "digits": _digits,
     "shapes": _shapes,
     "pointers": _pointers,
+    "arrows": _arrows,
     "cifar10": _cifar("cifar10"),
     "cifar100": _cifar("cifar100"),
     "imagenette": _imagenette,
@@ -147,7 +162,8 @@ def load_dataset(
             fails within seconds with the expected path and the command that fetches the files.
         **options: dataset-specific: digits (train_per_class: the first images of each digit
             only; train_label_noise: the fraction of training labels made wrong), shapes (n_train,
-            n_test, seed), pointers (n_train, n_test, hops, objects, seed), imagenette (size="160px"
+            n_test, seed), pointers (n_train, n_test, hops, objects, seed), arrows (n_train, n_test, steps,
+            colours, two_cycles, seed; the labels are (steps, 64) per image), imagenette (size="160px"
             or "320px"), imagenet100 (class_list=path).
     """
     if name not in _BUILDERS:
