@@ -25,6 +25,7 @@ goals from the saved files. Exits 1 if any part failed or did not run.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import gc
 import json
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from unittest import mock
 
@@ -47,9 +49,8 @@ from common import RESULTS, save  # noqa: E402
 from common import timed as seconds_per_call  # noqa: E402
 
 import sret_mini  # noqa: E402
-from sret_mini import RECIPES  # noqa: E402
-from sret_mini.book import recursion  # noqa: E402
-from sret_mini.data.shapes import lab_model_kwargs  # noqa: E402
+from sret_mini import RECIPES, TrainConfig  # noqa: E402
+from sret_mini.book import recursion, reparam_lab, slicing, training  # noqa: E402
 
 PARTS = ("speed", "depth_memory", "torchrun", "chapters")
 SPEED_MODELS = ["sret_t", "sret_t_noslice", "deit_tiny_patch16_224", "pit_ti_224"]  # the dry run: the first three
@@ -59,12 +60,116 @@ TORCHRUN_SIZES = {False: (128, 10, 15), True: (8, 3, 4)}  # dry run -> (batch, s
 # ---------------------------------------------------------------------------------------------
 # The chapters' colab-profile trainings. "train": a sret_mini.train(TrainConfig(**config)) call,
 # `runs` times (seeds) over `train_images` images; "loop": a training loop of `full_steps` steps on a
-# fixed random batch (profiled, for chapter 9). Each mirrors the cell named, with the values of
-# env.pick(colab=...); tests/test_gpu_check.py checks that every cell named still trains.
+# fixed random batch (profiled, for chapter 9). Each follows the chapter's cell, named by a marker (the
+# chapter's one code cell that contains it): its settings are read from the chapters' cells as the colab
+# profile sets them (chapter_settings), its recipe from the chapter's helper in sret_mini.book, so a
+# changed chapter changes the check. tests/test_gpu_check.py checks that every cell named still trains.
 
-CIFAR = {k: v for k, v in RECIPES["cifar"].items() if k != "model"}
+BOOK = ROOT / "book"
 TEACHER, BANK = "<chapter 5's teacher checkpoint>", "<chapter 5's soft-label bank>"  # made by earlier entries
 DIGITS_TRAIN = 1_437
+RUN_OWN = {"data_dir", "download", "stop_after_steps", "progress", "out", "seed"}  # run_train sets these itself
+KNOWN = dict(RECIPES=RECIPES, TrainConfig=TrainConfig, dict=dict)  # what a setting may be computed from
+
+
+def chapter_cell(chapter: str, cell: int | str) -> str:
+    """The source of a chapter's code cell: `cell` is its number, or a marker found in that one code cell only."""
+    cells = json.loads((BOOK / f"{chapter}.ipynb").read_text(encoding="utf-8"))["cells"]
+    if isinstance(cell, int):
+        return "".join(cells[cell]["source"])
+    found = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and cell in "".join(c["source"])]
+    if len(found) != 1:
+        raise LookupError(f"{chapter}: {len(found)} code cells contain {cell!r}; the marker must name one")
+    return found[0]
+
+
+class Settings(dict):
+    """A cell's settings by name; a missing one says which cell it was expected in."""
+
+    def __init__(self, where: str, values: dict, ambiguous: set):
+        super().__init__(values)
+        self.where, self.ambiguous = where, ambiguous
+
+    def __missing__(self, name):
+        why = "sets it to different values" if name in self.ambiguous else "sets no value for it that can be read"
+        raise KeyError(f"{self.where} {why}: {name!r} (update bench/gpu_check.py to follow the chapter)")
+
+    def take(self, *names: str) -> dict:
+        return {name: self[name] for name in names}
+
+
+def colab_only(tree: ast.AST) -> ast.AST:
+    """`tree` with every `env.pick(smoke=..., book=..., colab=c, ...)` replaced by `c`."""
+
+    class Colab(ast.NodeTransformer):
+        def visit_Call(self, node):
+            if ast.unparse(node.func) == "env.pick":
+                return self.visit(next(k.value for k in node.keywords if k.arg == "colab"))
+            return self.generic_visit(node)
+
+    return Colab().visit(tree)
+
+
+UNREAD = object()  # a value that cannot be read without running the chapter
+
+
+def in_order(node: ast.AST, in_function: bool = False):
+    """(node, whether it is inside a function's body) for `node` and everything in it, in the source's order."""
+    yield node, in_function
+    for child in ast.iter_child_nodes(node):
+        yield from in_order(child, in_function or isinstance(node, (ast.FunctionDef, ast.Lambda)))
+
+
+def cell_settings(sources: list[str], where: str = "the cells") -> Settings:
+    """What cells set in the colab profile: the names they bind, in order (a later binding wins, as when the
+    chapter runs), and the last cell's keyword arguments (`epochs=20`) and dict entries (`"epochs": 20`).
+
+    A value is read without running the cells: evaluated from literals, `env.pick(...)` (its colab value), the
+    names the cells bound before it and :data:`KNOWN`; a value that needs anything else is left out, and so
+    are the names bound inside a function.
+    """
+    names, values, ambiguous = dict(KNOWN), {}, set()
+
+    def read(node):
+        try:
+            return eval(compile(ast.Expression(node), where, "eval"), {"__builtins__": {}}, dict(names))
+        except Exception:
+            return UNREAD
+
+    def note(name, value):
+        if value is UNREAD or name in ambiguous:
+            return
+        if name in values and values[name] != value:
+            ambiguous.add(name)
+            del values[name]
+        else:
+            values[name] = value
+
+    for i, source in enumerate(sources):
+        last = i == len(sources) - 1
+        for node, in_function in in_order(colab_only(ast.parse(source))):
+            if isinstance(node, ast.Assign) and not in_function and (value := read(node.value)) is not UNREAD:
+                for target in node.targets:
+                    pairs = zip(target.elts, value) if isinstance(target, ast.Tuple) else [(target, value)]
+                    names.update((t.id, v) for t, v in pairs if isinstance(t, ast.Name))
+            elif last and isinstance(node, ast.keyword) and node.arg:
+                note(node.arg, read(node.value))
+            elif last and isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values):
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        note(key.value, read(value))
+    bound = {k: v for k, v in names.items() if k not in KNOWN}
+    return Settings(where, {**bound, **values}, ambiguous)
+
+
+def chapter_settings(chapter: str, *cells: str) -> Settings:
+    """The colab-profile settings of a chapter's cells (markers, in the chapter's order): see cell_settings."""
+    return cell_settings([chapter_cell(chapter, c) for c in cells], f"{chapter}'s cell with {cells[-1]!r}")
+
+
+def config_of(cfg: TrainConfig) -> dict:
+    """A chapter's TrainConfig as an entry's config: every field but those run_train sets itself."""
+    return {k: v for k, v in asdict(cfg).items() if k not in RUN_OWN}
 
 
 def recursion_entries() -> list[dict]:
@@ -77,75 +182,87 @@ def recursion_entries() -> list[dict]:
 
 
 def slicing_entries() -> list[dict]:
-    """Chapter 3: the shapes laboratory, sliced and the permuted repair, five seeds (cell 27)."""
-    return [dict(chapter="03_sliced_attention", cell=27, label=attention, kind="train", runs=5, train_images=4_000,
-                 config=dict(model="sret_nano", model_kwargs=lab_model_kwargs(attention), dataset="shapes",
-                             dataset_options=dict(n_train=4_000, n_test=1_000), img_size=32, epochs=20,
-                             batch_size=32, lr=2e-3, warmup_epochs=0.5, label_smoothing=0.0, num_workers=2))
-            for attention in ("sliced", "sliced, permuted recursion")]  # fmt: skip
+    """Chapter 3: the shapes laboratory, each of the chapter's arms on its seeds (slicing.lab_config)."""
+    cell = "lab_accuracy"
+    s = chapter_settings("03_sliced_attention", "ARMS = (", cell)
+    return [dict(chapter="03_sliced_attention", cell=cell, label=attention, kind="train", runs=len(s["seeds"]),
+                 train_images=s["n_train"], config=config_of(slicing.lab_config(
+                     attention, 0, s["n_train"], s["n_test"], s["epochs"], num_workers=s["workers"])))
+            for attention in s["ARMS"]]  # fmt: skip
 
 
 def distillation_entries() -> list[dict]:
-    """Chapter 5: the teacher (cell 9), a bank of 50 crops, top-3 (cell 11), four students (cell 16)."""
-    digits = dict(train_per_class=10, train_label_noise=0.4)
-    student = dict(dataset="digits", dataset_options=digits, epochs=40, batch_size=10, lr=2e-3, warmup_epochs=1,
-                   crops_per_image=1)  # fmt: skip
-    teacher = dict(teacher="resnet18", teacher_checkpoint=TEACHER)
+    """Chapter 5: the teacher, a bank of the chapter's crops (top-3), three of the four students, on its seeds."""
+    t = chapter_settings("05_distillation", "offline_teacher")
+    s = chapter_settings("05_distillation", "offline_teacher", "make_bank_for", "def history")
+    student = s.take("dataset", "dataset_options", "epochs", "batch_size", "lr", "warmup_epochs", "crops_per_image")
+    teacher = dict(teacher=s["teacher"], teacher_checkpoint=TEACHER)
+    common = dict(chapter="05_distillation", cell="def history", kind="train", runs=len(s["SEEDS"]),
+                  train_images=10 * s["PER_CLASS"])  # fmt: skip
     return [
-        dict(chapter="05_distillation", cell=9, label="teacher resnet18", kind="train", runs=1,
-             train_images=DIGITS_TRAIN, makes=TEACHER,
-             config=dict(model="resnet18", dataset="digits", epochs=30, warmup_epochs=1, lr=2e-3)),
-        dict(chapter="05_distillation", cell=16, label="student, hard labels", kind="train", runs=5,
-             train_images=100, config=student),
-        dict(chapter="05_distillation", cell=16, label="student, online teacher", kind="train", runs=5,
-             train_images=100, config=dict(student, **teacher)),
-        dict(chapter="05_distillation", cell=16, label="student, bank top-3", kind="train", runs=5,
-             train_images=100, bank=dict(crops=50, topk=3), config=dict(student, soft_labels=BANK, **teacher)),
+        dict(chapter="05_distillation", cell="offline_teacher", label="teacher resnet18", kind="train", runs=1,
+             train_images=DIGITS_TRAIN, makes=TEACHER,  # offline_teacher's model and dataset: resnet18, digits
+             config=config_of(TrainConfig(model="resnet18", dataset="digits",
+                                          **t.take("dataset_options", "epochs", "warmup_epochs", "lr")))),
+        dict(common, label="student, hard labels", config=student),
+        dict(common, label="student, online teacher", config=dict(student, **teacher)),
+        dict(common, label=f"student, bank top-{s['TOPK']}", bank=dict(crops=s["CROPS"], topk=s["TOPK"]),
+             config=dict(student, soft_labels=BANK, **teacher)),
     ]  # fmt: skip
 
 
 def training_entries() -> list[dict]:
-    """Chapters 6 and 7: the CIFAR recipe's run (06, cell 15), the EMA experiment and Imagenette (07, 13 and 16)."""
-    imagenet = RECIPES["imagenet"]
-    nette = dict(imagenet, model="sret_t", dataset="imagenette", img_size=160, batch_size=128, epochs=20,
-                 lr_base=RECIPES["cifar"]["lr_base"], warmup_epochs=20 * imagenet["warmup_epochs"] / imagenet["epochs"],
-                 num_workers=4)  # fmt: skip
+    """Chapters 6 and 7: the CIFAR recipe's run, the EMA experiment and Imagenette (training.scale_to_run)."""
+    c = chapter_settings("06_cifar_gpu", "cifar = TrainConfig", "load_or_train")
+    cifar = dict(RECIPES["cifar"], **c.take("epochs", "warmup_epochs", "batch_size"), num_workers=4)  # 16 cores
+    e = chapter_settings("07_imagenet", "IMAGENET_TRAIN", "IMG_SIZE =", "ExtraEmas")
+    ema = TrainConfig(**{**RECIPES["imagenet"], "dataset": "digits", "num_workers": 0,  # the chapter's own folder
+                         **e.take("model", "img_size", "batch_size", "lr_base", "crop_scale", "hflip")})  # fmt: skip
+    ema = training.scale_to_run(ema, steps=e["EPOCHS"] * (DIGITS_TRAIN // ema.batch_size), epochs=e["EPOCHS"],
+                                full_steps=e["in1k_steps"])  # fmt: skip
+    n = chapter_settings("07_imagenet", "IMAGENET_TRAIN", "nette = TrainConfig")
+    nette = TrainConfig(**{**RECIPES["imagenet"], **n.take("dataset", "img_size", "lr_base", "batch_size"),
+                           "num_workers": 4})  # min(4, os.cpu_count()) on a GPU machine's 16 cores  # fmt: skip
+    nette = training.scale_to_run(nette, steps=n["epochs"] * (IMAGENETTE_TRAIN // nette.batch_size),
+                                  epochs=n["epochs"], full_steps=n["in1k_steps"])  # fmt: skip
     return [
-        dict(chapter="06_cifar_gpu", cell=15, label="sret_t_cifar, the cifar recipe", kind="train", runs=1,
-             train_images=CIFAR10_TRAIN, config=dict(CIFAR, model="sret_t_cifar", dataset="cifar10", epochs=15,
-                                                     warmup_epochs=2, num_workers=4)),
-        dict(chapter="07_imagenet", cell=13, label="sret_nano, scaled recipe", kind="train", runs=3,
-             train_images=DIGITS_TRAIN, config=dict(imagenet, model="sret_nano", dataset="digits", img_size=16,
-                                                    batch_size=32, epochs=4, lr_base=RECIPES["cifar"]["lr_base"],
-                                                    warmup_epochs=0.4, num_workers=0)),
-        dict(chapter="07_imagenet", cell=16, label="sret_t on Imagenette, 160 px", kind="train", runs=1,
-             train_images=IMAGENETTE_TRAIN, config=nette),
+        dict(chapter="06_cifar_gpu", cell="load_or_train", label="sret_t_cifar, the cifar recipe", kind="train",
+             runs=1, train_images=CIFAR10_TRAIN, config=cifar),
+        dict(chapter="07_imagenet", cell="ExtraEmas", label="sret_nano, scaled recipe", kind="train",
+             runs=len(e["SEEDS"]), train_images=DIGITS_TRAIN, config=config_of(ema)),
+        dict(chapter="07_imagenet", cell="nette = TrainConfig", label=f"sret_t on Imagenette, {nette.img_size} px",
+             kind="train", runs=1, train_images=IMAGENETTE_TRAIN, config=config_of(nette)),
     ]  # fmt: skip
 
 
 def depth_entries() -> list[dict]:
-    """Chapter 8: sret_deep100 (three seeds x 400 steps) and sret_deep1000 (one seed x 300 steps), cell 13."""
-    config = dict(dataset="digits", img_size=32, batch_size=64, label_smoothing=0.0, epochs=1000)
-    return [dict(chapter="08_extreme_depth", cell=13, label=name, kind="train", runs=runs, steps=steps,
-                 train_images=DIGITS_TRAIN, config=dict(config, model=name, lr=lr))
-            for name, runs, steps, lr in (("sret_deep100", 3, 400, 1e-4), ("sret_deep1000", 1, 300, 1e-5))]  # fmt: skip
+    """Chapter 8: sret_deep100 on the chapter's seeds and sret_deep1000 on the first, each for its steps."""
+    d = chapter_settings("08_extreme_depth", "stream_gradient_norms", "StepLog")
+    config = dict(d.take("dataset", "img_size", "batch_size", "label_smoothing", "epochs"),
+                  warmup_epochs=d["WARMUP_STEPS"] * d["BATCH"] / DIGITS_TRAIN)  # fmt: skip
+    runs = dict(sret_deep100=len(d["SEEDS"]), sret_deep1000=1)  # SEEDS and SEEDS[:1]
+    return [dict(chapter="08_extreme_depth", cell="StepLog", label=name, kind="train", runs=runs[name], steps=steps,
+                 train_images=DIGITS_TRAIN, config=dict(config, model=name, lr=d["RATES"][name]))
+            for name, steps in d["STEPS"].items()]  # fmt: skip
 
 
 def performance_entries() -> list[dict]:
-    """Chapter 9: a warm-up and five profiled steps of each network, three seeds (cell 11)."""
-    return [dict(chapter="09_performance", cell=11, label=name, kind="loop", model=name, model_kwargs=kwargs,
-                 img_size=224, batch=64, profile=True, full_steps=3 * 6)
-            for name, kwargs in (("sret_t", {}), ("sret_t_noslice", dict(drop_path_rate=0.1)))]  # fmt: skip
+    """Chapter 9: a warm-up and the chapter's profiled steps of each network, on its seeds."""
+    p = chapter_settings("09_performance", "profile_step(")
+    return [dict(chapter="09_performance", cell="profile_step(", label=name, kind="loop", model=name,
+                 model_kwargs=kwargs, img_size=p["IMG"], batch=p["BATCH"], profile=True,
+                 full_steps=len(p["SEEDS"]) * (1 + p["STEPS"]))
+            for name, kwargs in p["ARMS"].items()]  # fmt: skip
 
 
 def reparam_entries() -> list[dict]:
-    """Chapter 10: three networks of six deployed blocks on CIFAR-10, three seeds, five epochs (cell 25)."""
-    arch = dict(depth=6, factor=2, dim=128, heads=4, patch_size=4, num_classes=10, img_size=32)
-    config = dict(dataset="cifar10", img_size=32, augment=False, num_workers=2, epochs=5, warmup_epochs=1,
-                  batch_size=128, lr=2e-3)  # fmt: skip
-    return [dict(chapter="10_depth_two_ways", cell=25, label=arm, kind="train", runs=3, train_images=CIFAR10_TRAIN,
-                 built=dict(arch, arm=arm), config=dict(config, model=arm))
-            for arm in ("plain", "recursive", "reparameterized")]  # fmt: skip
+    """Chapter 10: the three networks of reparam_lab, on the chapter's data, seeds and epochs."""
+    r = chapter_settings("10_depth_two_ways", "DEPTH =")
+    arch = dict(r["arch"], depth=r["DEPTH"], factor=r["FACTOR"], num_classes=10, img_size=r["data"]["img_size"])
+    config = dict(r["data"], **r.take("epochs", "warmup_epochs", "batch_size", "lr"))
+    return [dict(chapter="10_depth_two_ways", cell="train_arm", label=arm, kind="train", runs=len(r["seeds"]),
+                 train_images=CIFAR10_TRAIN, built=dict(arch, arm=arm), config=dict(config, model=arm))
+            for arm in reparam_lab.ARMS]  # fmt: skip
 
 
 def chapter_table() -> list[dict]:
@@ -235,11 +352,10 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
     """A few optimizer steps of a train() call: seconds per step after `warmup` steps, from a global optimizer hook."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from sret_mini import TrainConfig, train
-    from sret_mini.book import reparam_lab
+    from sret_mini import train
+    from sret_mini.book.distillation import make_bank_for
     from sret_mini.data import load_dataset
     from sret_mini.distill import build_teacher, teacher_id
-    from sret_mini.distill.softlabels import make_bank
     from sret_mini.reparam import JoiningSchedule
 
     config, steps = dict(entry["config"]), warmup + timed
@@ -249,17 +365,15 @@ def run_train(entry: dict, device: torch.device, made: dict, work: Path, warmup:
         config["dataset_options"] = dict(config["dataset_options"], n_train=n_train, n_test=config["batch_size"])
     data_dir, extra = str(work / "data"), {}
     with generated_datasets(n_train, config["batch_size"], device.type == "cpu"):
-        if "bank" in entry:  # chapter 5, cell 11: the teacher over `crops` crops of every training image
+        if "bank" in entry:  # chapter 5's make_bank_for: the teacher over `crops` crops of every training image
             spec = load_dataset(config["dataset"], root=data_dir, download=False, **config.get("dataset_options", {}))
             checkpoint = made_file(config["teacher_checkpoint"], made)
             teacher = build_teacher(config["teacher"], spec.num_classes, checkpoint).to(device)
             tic = time.perf_counter()
-            made[BANK] = str(make_bank(
-                teacher, spec.train, work / "bank.safetensors", dataset_name=spec.name,
-                teacher_name=teacher_id(config["teacher"], checkpoint), num_classes=spec.num_classes,
-                img_size=spec.img_size, mean=spec.mean, std=spec.std, scale=spec.augment.get("scale", (0.08, 1.0)),
-                ratio=spec.augment.get("ratio", (3 / 4, 4 / 3)), hflip=spec.augment.get("hflip", 0.5), device=device,
-                progress=False, **entry["bank"]))  # fmt: skip
+            name = teacher_id(config["teacher"], checkpoint)
+            bank = make_bank_for(teacher, spec, work / "bank.safetensors", teacher_name=name, device=device,
+                                 **entry["bank"])  # fmt: skip
+            made[BANK] = str(bank)
             bank_s = time.perf_counter() - tic
             extra = dict(bank_s=bank_s, bank_estimate_s=bank_s * entry["train_images"] / n_train)
             del teacher

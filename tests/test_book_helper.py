@@ -221,8 +221,35 @@ def test_arms_table_shows_every_seed_and_the_mean():
     assert table[0] == "| arm | seed 5 | seed 6 | mean ± sd |" and table[2] == "| plain | 1.00 | 3.00 | 2.00 ± 1.41 |"
 
 
-def test_over_seeds_calls_once_per_seed_in_order():
-    assert book.over_seeds(lambda s: s * 10, [2, 0, 1]) == [20.0, 0.0, 10.0]
+def trace_runs():
+    """A run(arm, seed) that records the order it is called in and returns a result of its own."""
+    calls = []
+
+    def run(arm, seed):
+        calls.append((arm, seed))
+        return dict(arm=arm, seed=seed)
+
+    return run, calls
+
+
+def test_over_seeds_runs_each_arm_on_every_seed_arm_after_arm():
+    run, calls = trace_runs()
+    results = book.over_seeds(run, [2, 0], ["a", "b"])
+    assert calls == [("a", 2), ("a", 0), ("b", 2), ("b", 0)]
+    assert list(results) == ["a", "b"] and [r["seed"] for r in results["b"]] == [2, 0]  # what run returned
+
+
+def test_over_seeds_seed_major_runs_every_arm_on_a_seed_before_the_next_seed():
+    run, calls = trace_runs()
+    results = book.over_seeds(run, [2, 0], ["a", "b"], seed_major=True)
+    assert calls == [("a", 2), ("b", 2), ("a", 0), ("b", 0)]
+    assert results == book.over_seeds(trace_runs()[0], [2, 0], ["a", "b"])  # same results, another order
+
+
+def test_over_seeds_without_arms_splits_every_runs_readings_by_arm():
+    results = book.over_seeds(lambda seed: {"model": seed, "average": 10 * seed}, [1, 2])
+    assert results == {"model": [1, 2], "average": [10, 20]}
+    assert book.arms_table(results, [1, 2]).text.count("\n") == 3  # what arms_table reads: header, rule, 2 rows
 
 
 def test_time_call_reports_a_positive_median_of_many_runs():

@@ -1,5 +1,6 @@
 """bench/gpu_check.py, the one prepared check for a GPU machine: its dry run goes through every part on
-the CPU, a part that fails makes the whole check fail, and its table of trainings names real cells."""
+the CPU, a part that fails makes the whole check fail, and its table of trainings follows the chapters'
+cells (their colab-profile settings, read from the cells) and names cells that train."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "gpu_check.py"
@@ -70,13 +73,48 @@ def test_a_failing_part_fails_the_check_and_the_rest_still_runs(tmp_path):
 
 def test_every_training_of_the_table_names_a_cell_that_trains():
     for entry in gpu_check.chapter_table():
-        cells = json.loads((ROOT / "book" / f"{entry['chapter']}.ipynb").read_text())["cells"]
-        cell = cells[entry["cell"]]
-        source = "".join(cell["source"])
+        source = gpu_check.chapter_cell(entry["chapter"], entry["cell"])
         calls = ("train(", ".backward()", "offline_teacher(", "load_or_train(", "make_bank_for(", "profile_step(",
                  "train_arm(", "train_arms(", "lab_accuracy(")  # fmt: skip
-        trains = any(call in source for call in calls)
-        assert cell["cell_type"] == "code" and trains, (
-            f"{entry['chapter']} cell {entry['cell']} ({entry['label']}) no longer trains: the cells moved; "
-            "update the table in bench/gpu_check.py (and check its colab values against the chapter)"
+        assert any(call in source for call in calls), (
+            f"{entry['chapter']} cell {entry['cell']!r} ({entry['label']}) no longer trains: the cells moved; "
+            "update the table in bench/gpu_check.py"
         )
+
+
+def test_a_cells_settings_are_its_colab_values_read_without_running_it():
+    first = "SEEDS = env.pick(smoke=[0], book=[0, 1], colab=[0, 1, 2])\nLR, WARMUP = 1e-3, 5\nlog = open('x')"
+    last = (
+        "BATCH = env.pick(smoke=2, book=8, colab=64)\n"
+        "RATES = {'small': LR, 'deep': LR / 10}\n"
+        "def fit(name, seed):\n"
+        "    local = 1\n"
+        "    return train(TrainConfig(model=name, batch_size=BATCH, epochs=env.pick(smoke=1, book=2, colab=20)))\n"
+        "cfg = TrainConfig(**{'dataset': 'cifar10', 'warmup_epochs': WARMUP * BATCH / len(spec)})"
+    )
+    s = gpu_check.cell_settings([first, last])
+    assert (s["SEEDS"], s["BATCH"], s["RATES"]) == ([0, 1, 2], 64, {"small": 1e-3, "deep": 1e-4})
+    assert (s["batch_size"], s["epochs"], s["dataset"]) == (64, 20, "cifar10")  # the last cell's arguments
+    for unreadable in ("log", "model", "warmup_epochs", "local", "cfg"):  # needs open, an argument, spec...
+        assert unreadable not in s
+
+
+def test_a_setting_that_cannot_be_read_names_its_cell_and_why():
+    s = gpu_check.cell_settings(["f(lr=1e-3)\ng(lr=2e-3)\nh(epochs=len(x))"], where="chapter 99's cell")
+    with pytest.raises(KeyError, match="chapter 99's cell sets it to different values: 'lr'"):
+        s["lr"]
+    with pytest.raises(KeyError, match="sets no value for it that can be read: 'epochs'"):
+        s["epochs"]
+
+
+def test_the_table_follows_a_changed_chapter(tmp_path, monkeypatch):
+    book = ROOT / "book"
+    for path in book.glob("*.ipynb"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    chapter = tmp_path / "03_sliced_attention.ipynb"
+    text = chapter.read_text(encoding="utf-8")
+    assert text.count("colab=20)") == 1
+    chapter.write_text(text.replace("colab=20)", "colab=33)"), encoding="utf-8")  # its epochs
+    monkeypatch.setattr(gpu_check, "BOOK", tmp_path)
+    slicing = [e for e in gpu_check.chapter_table() if e["chapter"] == "03_sliced_attention"]
+    assert slicing and all(e["config"]["epochs"] == 33 for e in slicing)

@@ -11,7 +11,8 @@ The modules, one idea each:
 
 * :mod:`~sret_mini.book.profiles`: ``smoke``, ``book``, ``colab``, ``full``; :func:`setup`, :func:`pick`;
 * :mod:`~sret_mini.book.expect`: :func:`expect`, the check that guards a sentence stating a result;
-* :mod:`~sret_mini.book.compare`: paired-seed comparisons with their verdict, and their plot;
+* :mod:`~sret_mini.book.compare`: :func:`over_seeds` (every arm on every seed), paired-seed
+  comparisons with their verdict, and their plot;
 * :mod:`~sret_mini.book.timing`: :func:`time_call` (``torch.utils.benchmark``), :func:`cpu_threads`;
 * :mod:`~sret_mini.book.runs`: :func:`load_or_train`, runs kept under the data folder, and
   :func:`offline_teacher`, the teacher of the offline data;

@@ -5,12 +5,13 @@ seed, by more than the seeds themselves move the result?". :class:`Paired` answe
 the arms share their seeds (same initialisation draw, same data order), the difference is taken
 seed by seed, and the effect counts as shown only when every paired difference has the same sign
 *and* the mean difference exceeds the spread (standard deviation across seeds) of either arm.
+:func:`over_seeds` runs every arm on every seed, in the order a chapter chooses.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .display import Markdown, markdown_table
@@ -75,9 +76,36 @@ class Paired:
         return self.verdict()
 
 
-def over_seeds(run: Callable[[int], float], seeds: Sequence[int]) -> list[float]:
-    """`[run(seed) for seed in seeds]`: one measurement per seed, in order."""
-    return [float(run(seed)) for seed in seeds]
+def over_seeds(run: Callable, seeds: Sequence[int], arms: Iterable[str] | None = None, *,
+               seed_major: bool = False) -> dict[str, list]:  # fmt: skip
+    """Every arm's result on every seed: ``{arm: [result on seeds[0], result on seeds[1], ...]}``.
+
+    With ``arms``, ``run(arm, seed)`` trains one arm on one seed and returns what the chapter keeps
+    (a number, or a richer result: a history, a model, a log). The runs go arm after arm, each arm on
+    every seed, or, with ``seed_major=True``, seed after seed, every arm on one seed (so that a slow
+    spell of the machine hits every arm). Without ``arms``, ``run(seed)`` returns ``{arm: result}``
+    for all arms at once: several readings of one training run, such as a model and its averages.
+
+    The values that :func:`arms_table`, :func:`paired` and :func:`plot_arms` read are then the result
+    itself, or one comprehension away: ``{arm: [r.top1 for r in rs] for arm, rs in results.items()}``.
+
+    Example:
+        >>> over_seeds(lambda arm, seed: f"{arm}{seed}", [0, 1], ["a", "b"])
+        {'a': ['a0', 'a1'], 'b': ['b0', 'b1']}
+        >>> over_seeds(lambda seed: {"model": seed, "average": 10 * seed}, [1, 2])
+        {'model': [1, 2], 'average': [10, 20]}
+    """
+    if arms is None:
+        readings = [run(seed) for seed in seeds]
+        return {arm: [r[arm] for r in readings] for arm in readings[0]} if readings else {}
+    results = {arm: [] for arm in arms}
+    if seed_major:
+        order = [(arm, seed) for seed in seeds for arm in results]
+    else:
+        order = [(arm, seed) for arm in results for seed in seeds]
+    for arm, seed in order:
+        results[arm].append(run(arm, seed))
+    return results
 
 
 def arms_table(results: dict[str, Sequence[float]], seeds: Sequence[int], digits: int = 2) -> Markdown:
