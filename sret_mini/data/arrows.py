@@ -31,6 +31,12 @@ chance only (1 / colours) at steps 1 to 3. The shortest cycles are then the 2 x 
 most chains end in: from t = 8 on, the colour t - 4 steps on is still the answer at step t about
 half of the time (4 colours).
 
+What a convolutional stem already sees: SReT's stride-4 stem (three 3 x 3 convolutions) gives
+each token a field of 15 x 15 pixels, its own cell and the whole of its eight neighbours. So it can
+answer step 1 from the pixels alone, and step 2 where the two arrows turn (to a diagonal cell),
+except across the wrapped edges, where it sees zero padding: 1 arrow in 8 crosses an edge. Steps
+beyond need attention.
+
 The dataset is a pure function of (seed, index): any size, no files, the same images on every machine.
 """
 
